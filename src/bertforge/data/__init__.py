@@ -1,0 +1,1 @@
+"""From files and text to batches: labeled data, corpora, pretraining samples, batching."""

@@ -1,0 +1,377 @@
+"""The one training loop, for fine-tuning and pretraining alike.
+
+It knows a model only as "a module whose output has a ``.loss``" and data only as
+a :class:`BatchSource` that can replay any epoch from any batch. That is enough
+for precision, gradient accumulation, a warmup-then-decay schedule, clipping,
+periodic evaluation, early stopping, and checkpoints from which a killed run
+resumes to the same weights as a run never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import BertforgeError
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class BatchSource(Protocol):
+    """Batches of one epoch, replayable: the same epoch number gives the same batches."""
+
+    def __len__(self) -> int: ...
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[dict[str, Any]]:
+        """Batches ``start, start + 1, ...`` of ``epoch``, each a dict of model inputs."""
+
+
+@dataclass
+class TrainingArguments:
+    """Settings of a training run.
+
+    Training stops at whichever comes first of ``epochs``, ``max_steps`` and
+    ``time_budget`` (seconds). One step is one optimizer update, that is
+    ``gradient_accumulation`` batches.
+
+    >>> TrainingArguments(epochs=2, learning_rate=1e-4).warmup_steps(total_steps=1000)
+    100
+    """
+
+    epochs: int | None = 3
+    max_steps: int | None = None
+    time_budget: float | None = None
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float | None = 1.0
+    gradient_accumulation: int = 1
+    precision: str = "fp32"  # or "bf16": autocast to bfloat16
+    seed: int = 0
+    eval_every: int | None = None  # steps; None evaluates at the end of each epoch
+    early_stopping_patience: int | None = None  # evaluations without improvement
+    checkpoint_every: int | None = None  # steps; None saves at the end of each epoch
+    log_every: int = 50
+    fused_optimizer: bool | None = None  # None: fused AdamW where the device has it
+
+    def __post_init__(self) -> None:
+        if self.epochs is None and self.max_steps is None and self.time_budget is None:
+            raise BertforgeError("give epochs, max_steps or a time budget: training needs an end")
+        if self.gradient_accumulation < 1:
+            raise BertforgeError(f"gradient accumulation must be at least 1, got {self.gradient_accumulation}")
+        if self.precision not in ("fp32", "bf16"):
+            raise BertforgeError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.learning_rate <= 0:
+            raise BertforgeError(f"learning rate must be positive, got {self.learning_rate}")
+
+    def warmup_steps(self, total_steps: int) -> int:
+        return int(round(self.warmup_ratio * total_steps))
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def decay_groups(model: nn.Module, weight_decay: float, learning_rate: float) -> list[dict]:
+    """AdamW groups: no weight decay on biases and LayerNorm weights, as in BERT."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if parameter.ndim < 2 or "LayerNorm" in name else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": weight_decay, "lr": learning_rate},
+              {"params": no_decay, "weight_decay": 0.0, "lr": learning_rate}]
+    return [group for group in groups if group["params"]]
+
+
+def warmup_linear_decay(warmup: int, total: int) -> Callable[[int], float]:
+    """Learning-rate factor: linear warmup to 1, then linear decay to 0 at ``total``."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return factor
+
+
+@dataclass
+class TrainingState:
+    """Where a run stands; everything here goes into the checkpoint."""
+
+    epoch: int = 0
+    batch: int = 0  # next batch to run within ``epoch``
+    step: int = 0  # optimizer updates so far
+    examples: int = 0
+    train_seconds: float = 0.0
+    best_metric: float | None = None
+    best_step: int | None = None
+    evaluations_without_improvement: int = 0
+    history: list[dict] = field(default_factory=list)
+    finished: bool = False
+    stop_reason: str | None = None
+
+
+class TrainingLoop:
+    """Runs a model over a batch source until the arguments say stop.
+
+    ``evaluate(model) -> dict`` returns validation metrics; ``metric`` names the
+    one early stopping watches (``greater_is_better`` says which way is good);
+    ``on_best(model, metrics)`` is called each time it improves, so the job can
+    keep the best weights. ``param_groups`` overrides the default AdamW groups
+    (layer-wise learning-rate decay builds its own).
+    """
+
+    def __init__(self, model: nn.Module, source: BatchSource, args: TrainingArguments, output_dir: str | Path,
+                 evaluate: Callable[[nn.Module], dict] | None = None, metric: str | None = None,
+                 greater_is_better: bool = True, on_best: Callable[[nn.Module, dict], None] | None = None,
+                 param_groups: list[dict] | None = None, progress: bool = True, device: str | torch.device = "cpu",
+                 batch_examples: Callable[[dict], int] | None = None):
+        self.model = model
+        self.source = source
+        self.args = args
+        self.output_dir = Path(output_dir)
+        self.evaluate = evaluate
+        self.metric = metric
+        self.greater_is_better = greater_is_better
+        self.on_best = on_best
+        self.progress = progress
+        self.device = torch.device(device)
+        self.batch_examples = batch_examples or (lambda batch: len(next(iter(batch.values()))))
+        groups = param_groups or decay_groups(model, args.weight_decay, args.learning_rate)
+        if not groups:
+            raise BertforgeError("nothing to train: every parameter is frozen")
+        fused = args.fused_optimizer if args.fused_optimizer is not None else self.device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(groups, lr=args.learning_rate, fused=fused or None)
+        self.total_steps = self._planned_steps()
+        schedule = warmup_linear_decay(args.warmup_steps(self.total_steps), self.total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.state = TrainingState()
+
+    # -- planning -------------------------------------------------------------------
+
+    def _planned_steps(self) -> int:
+        per_epoch = math.ceil(len(self.source) / self.args.gradient_accumulation)
+        candidates = []
+        if self.args.epochs is not None:
+            candidates.append(per_epoch * self.args.epochs)
+        if self.args.max_steps is not None:
+            candidates.append(self.args.max_steps)
+        # A time budget alone: plan on max_steps if given, else a long run the budget cuts.
+        return max(1, min(candidates)) if candidates else max(1, per_epoch * 1000)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.output_dir / CHECKPOINT_NAME
+
+    # -- checkpoints ----------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "state": asdict(self.state),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy_rng": json.dumps(_jsonable_numpy_state()),
+            "python_rng": json.dumps(_jsonable_python_state()),
+            "total_steps": self.total_steps,
+        }
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        temporary = self.checkpoint_path.with_name(f".{CHECKPOINT_NAME}.tmp")
+        torch.save(payload, temporary)
+        os.replace(temporary, self.checkpoint_path)  # a kill never leaves half a checkpoint
+
+    def load_checkpoint(self) -> bool:
+        """Restore model, optimizer, schedule, random state and position; False if none."""
+        if not self.checkpoint_path.is_file():
+            return False
+        try:
+            payload = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        except Exception as error:
+            raise BertforgeError(
+                f"{self.checkpoint_path}: cannot read the checkpoint ({str(error).splitlines()[0]}); "
+                "delete it to start over"
+            ) from None
+        if payload["total_steps"] != self.total_steps:
+            raise BertforgeError(
+                f"{self.checkpoint_path}: was written for {payload['total_steps']} steps, this run plans "
+                f"{self.total_steps}; resume with the same data and settings, or use a new output directory"
+            )
+        self.model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        self.state = TrainingState(**payload["state"])
+        torch.set_rng_state(payload["torch_rng"])
+        if payload["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])
+        np.random.set_state(_numpy_state_from_json(json.loads(payload["numpy_rng"])))
+        random.setstate(_python_state_from_json(json.loads(payload["python_rng"])))
+        return True
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def _autocast(self):
+        if self.args.precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _to_device(self, batch: dict) -> dict:
+        return {key: value.to(self.device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+                for key, value in batch.items()}
+
+    def _log(self, record: dict) -> None:
+        self.state.history.append(record)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.output_dir / "log.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def _run_evaluation(self) -> bool:
+        """Evaluate, remember the best, and say whether early stopping fires."""
+        if self.evaluate is None:
+            return False
+        was_training = self.model.training
+        self.model.eval()
+        with torch.inference_mode():
+            metrics = self.evaluate(self.model)
+        self.model.train(was_training)
+        self._log({"step": self.state.step, "epoch": self.state.epoch,
+                   "elapsed_s": round(self.state.train_seconds, 3), **{f"val_{k}": v for k, v in metrics.items()}})
+        if self.metric is None or metrics.get(self.metric) is None:
+            return False
+        value = float(metrics[self.metric])
+        best = self.state.best_metric
+        improved = best is None or (value > best if self.greater_is_better else value < best)
+        if improved:
+            self.state.best_metric, self.state.best_step = value, self.state.step
+            self.state.evaluations_without_improvement = 0
+            if self.on_best is not None:
+                self.on_best(self.model, metrics)
+            return False
+        self.state.evaluations_without_improvement += 1
+        patience = self.args.early_stopping_patience
+        return patience is not None and self.state.evaluations_without_improvement >= patience
+
+    def _should_stop_for_limits(self) -> str | None:
+        if self.args.max_steps is not None and self.state.step >= self.args.max_steps:
+            return "max_steps"
+        if self.args.time_budget is not None and self.state.train_seconds >= self.args.time_budget:
+            return "time_budget"
+        return None
+
+    def run(self, resume: bool = False, stop_after_steps: int | None = None) -> TrainingState:
+        """Train; with ``resume`` continue from the checkpoint in the output directory.
+
+        ``stop_after_steps`` ends the run early (after checkpointing), as a kill
+        would; the resume tests use it.
+        """
+        resumed = resume and self.load_checkpoint()
+        if resumed and self.state.finished:
+            return self.state
+        if not resumed:
+            set_seed(self.args.seed)
+        self.model.to(self.device).train()
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=self.total_steps, initial=self.state.step, disable=not self.progress,
+                   unit="step", dynamic_ncols=True, leave=True)
+        accumulation = self.args.gradient_accumulation
+        running_loss, running_count = 0.0, 0
+        stop = None
+        epochs = self.args.epochs if self.args.epochs is not None else 10**9
+        while stop is None and self.state.epoch < epochs:
+            started = time.perf_counter()
+            micro = 0
+            for batch in self.source.epoch(self.state.epoch, self.state.batch):
+                batch = self._to_device(batch)
+                with self._autocast():
+                    loss = self.model(**batch).loss
+                (loss / accumulation).backward()
+                running_loss += float(loss.detach())
+                running_count += 1
+                self.state.examples += self.batch_examples(batch)
+                self.state.batch += 1
+                micro += 1
+                last_of_epoch = self.state.batch >= len(self.source)
+                if micro % accumulation and not last_of_epoch:
+                    continue
+                self._optimizer_step()
+                bar.update(1)
+                now = time.perf_counter()
+                self.state.train_seconds += now - started
+                started = now
+                if self.state.step % self.args.log_every == 0 or last_of_epoch:
+                    mean_loss = running_loss / max(1, running_count)
+                    running_loss, running_count = 0.0, 0
+                    self._log({"step": self.state.step, "epoch": self.state.epoch, "train_loss": mean_loss,
+                               "learning_rate": self.scheduler.get_last_lr()[0],
+                               "elapsed_s": round(self.state.train_seconds, 3)})
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
+                if last_of_epoch:
+                    self.state.epoch += 1
+                    self.state.batch = 0
+                stop = self._after_step(last_of_epoch)
+                started = time.perf_counter()  # evaluation and checkpoints are not training time
+                if stop or (stop_after_steps is not None and self.state.step >= stop_after_steps):
+                    break
+            if stop_after_steps is not None and self.state.step >= stop_after_steps and stop is None:
+                bar.close()
+                return self.state
+        bar.close()
+        self.state.finished = True
+        self.state.stop_reason = stop or "epochs"
+        self.save_checkpoint()
+        return self.state
+
+    def _optimizer_step(self) -> None:
+        if self.args.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(
+                [p for group in self.optimizer.param_groups for p in group["params"]], self.args.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.step += 1
+
+    def _after_step(self, end_of_epoch: bool) -> str | None:
+        stop = None
+        every = self.args.eval_every
+        if (every and self.state.step % every == 0) or (not every and end_of_epoch):
+            if self._run_evaluation():
+                stop = "early_stopping"
+        stop = stop or self._should_stop_for_limits()
+        every = self.args.checkpoint_every
+        if (every and self.state.step % every == 0) or (not every and end_of_epoch):
+            self.save_checkpoint()
+        return stop
+
+
+def _jsonable_numpy_state() -> list:
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    return [name, keys.tolist(), int(position), int(has_gauss), float(cached)]
+
+
+def _numpy_state_from_json(values: list) -> tuple:
+    name, keys, position, has_gauss, cached = values
+    return name, np.asarray(keys, dtype=np.uint32), position, has_gauss, cached
+
+
+def _jsonable_python_state() -> list:
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
+
+
+def _python_state_from_json(values: list) -> tuple:
+    version, internal, gauss = values
+    return version, tuple(internal), gauss
