@@ -1,0 +1,33 @@
+"""Run a model over many examples fast: length-sorted batches, dynamic padding, no graph."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .data.batching import iterate_batches
+
+
+@torch.inference_mode()
+def run_batched(forward: Callable[..., torch.Tensor], input_ids: np.ndarray, input_mask: np.ndarray,
+                segment_ids: np.ndarray, batch_size: int = 128, device: str | torch.device = "cpu",
+                progress: bool = False, description: str = "predicting") -> np.ndarray:
+    """``forward(ids, mask, segments) -> (batch, ...)`` over all rows, results in the input order.
+
+    >>> ids = np.array([[2, 5, 3, 0], [2, 3, 0, 0], [2, 5, 6, 3]])
+    >>> run_batched(lambda i, m, s: m.sum(1, keepdim=True).float(), ids, ids != 0, ids * 0, batch_size=2).ravel()
+    array([3., 2., 4.], dtype=float32)
+    """
+    outputs: np.ndarray | None = None
+    total = -(-len(input_ids) // batch_size)
+    batches = iterate_batches(input_ids, input_mask, segment_ids, batch_size)
+    for rows, ids, mask, segments in tqdm(batches, total=total, disable=not progress, desc=description, unit="batch"):
+        result = forward(*(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (ids, mask, segments)))
+        result = result.float().cpu().numpy()
+        if outputs is None:
+            outputs = np.empty((len(input_ids), *result.shape[1:]), dtype=np.float32)
+        outputs[rows] = result
+    return outputs if outputs is not None else np.empty((0,), dtype=np.float32)

