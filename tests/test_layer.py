@@ -113,3 +113,14 @@ def test_bad_arguments_fail_clearly(encoder):
         BertLayer(encoder, fine_tune_layers=7)
     with pytest.raises(BertforgeError, match="output 'max'"):
         BertLayer(encoder, output="max")
+
+
+@pytest.mark.parametrize("output", ["cls", "pooled"])
+def test_first_token_fast_path_matches_the_plain_model(encoder, output):
+    layer = fresh_layer(encoder, fine_tune_layers=2, output=output).eval()
+    with torch.no_grad():
+        reference = encoder(IDS, MASK, SEGMENTS)
+        got = layer(IDS, MASK, SEGMENTS)
+    expected = reference.sequence_output[:, 0] if output == "cls" else reference.pooled_output
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() <= 1e-5

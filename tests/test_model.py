@@ -155,3 +155,13 @@ def test_dropout_is_active_only_in_training():
     assert not torch.equal(model(ids).sequence_output, model(ids).sequence_output)
     model.eval()
     assert torch.equal(model(ids).sequence_output, model(ids).sequence_output)
+
+
+def test_pooled_only_fast_path_matches_the_full_pass(minilm_dir, trec_batch):
+    model = load_pretrained(minilm_dir)
+    inputs = (trec_batch["input_ids"], trec_batch["attention_mask"], trec_batch["token_type_ids"])
+    with torch.no_grad():
+        full = model(*inputs)
+        fast = model(*inputs, pooled_only=True)
+    assert fast.sequence_output is None
+    assert (fast.pooled_output - full.pooled_output).abs().max() <= 1e-5

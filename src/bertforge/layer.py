@@ -123,18 +123,22 @@ class BertLayer(nn.Module):
 
     def forward_from_frozen(self, tokens: torch.Tensor, layout: TokenLayout, input_mask=None) -> torch.Tensor:
         """Run the trainable top on what :meth:`encode_frozen` produced."""
-        tokens = self.bert.encoder(tokens, layout, self.first_trainable, None)
-        sequence_output = layout.pad(tokens)
-        if self.output == "sequence":
-            return sequence_output
-        if self.output == "cls":
-            return sequence_output[:, 0]
-        if self.output == "mean":
+        if self.output in ("sequence", "mean"):
+            sequence_output = layout.pad(self.bert.encoder(tokens, layout, self.first_trainable, None))
+            if self.output == "sequence":
+                return sequence_output
             return mean_pool(sequence_output, None if input_mask is None else torch.as_tensor(input_mask))
+        # [CLS] alone is needed: the last trainable block computes only that token.
+        if self.first_trainable < self.bert.config.num_hidden_layers:
+            first = self.bert.encoder(tokens, layout, self.first_trainable, None, first_token_only=True)
+        else:
+            first = tokens.index_select(0, layout.first_tokens().to(tokens.device))
+        if self.output == "cls":
+            return first
         if self.bert.pooler is None:
             raise BertforgeError("output='pooled' needs a checkpoint with a pooler; use output='cls' or 'mean'")
         with torch.set_grad_enabled(torch.is_grad_enabled() and self._pooler_trains()):
-            return self.bert.pooler(sequence_output)
+            return self.bert.pooler(first)
 
     def forward(self, input_ids, input_mask=None, segment_ids=None) -> torch.Tensor:
         # The seed's Keras call passed one list: [input_ids, input_mask, segment_ids].

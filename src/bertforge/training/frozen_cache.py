@@ -57,7 +57,8 @@ class FrozenCache:
 
     def gather(self, rows: np.ndarray) -> torch.Tensor:
         """The cached real-token states of ``rows``, row after row (the unpadded layout)."""
-        return self.tokens.index_select(0, torch.from_numpy(_row_token_positions(self.offsets[rows], self.lengths[rows])))
+        positions = torch.from_numpy(_row_token_positions(self.offsets[rows], self.lengths[rows]))
+        return self.tokens.index_select(0, positions.to(self.tokens.device))
 
     @property
     def nbytes(self) -> int:
