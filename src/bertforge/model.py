@@ -79,8 +79,46 @@ class TokenLayout:
 # -- the backbone ---------------------------------------------------------------------
 
 
+class _WordLookup(torch.autograd.Function):
+    """Embedding lookup whose backward adds straight into ``weight.grad``.
+
+    The standard backward builds a dense gradient the size of the whole vocabulary
+    matrix on every step: for a 30k x 384 table that allocation alone costs more
+    than the rest of the embedding work on CPU. Here one buffer per matrix is kept
+    and only the looked-up rows are added. The result equals the standard gradient
+    (the padding row gets none, as with ``padding_idx``). It bypasses autograd's
+    gradient accumulation, so hooks on that parameter (DDP's reducer) do not see
+    it: BertEmbeddings turns it off when ``direct_word_grad`` is False.
+    """
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, ids: torch.Tensor, padding_idx: int):
+        ctx.save_for_backward(ids)
+        ctx.weight, ctx.padding_idx = weight, padding_idx
+        return F.embedding(ids, weight)
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        (ids,) = ctx.saved_tensors
+        weight = ctx.weight
+        if weight.grad is None:
+            buffer = getattr(weight, "_reused_grad", None)
+            if buffer is None or buffer.shape != weight.shape or buffer.dtype != weight.dtype:
+                buffer = torch.zeros_like(weight)
+                weight._reused_grad = buffer
+            else:
+                buffer.zero_()
+            weight.grad = buffer
+        keep = (ids != ctx.padding_idx).unsqueeze(-1).to(grad_output.dtype)
+        weight.grad.index_add_(0, ids, (grad_output * keep).to(weight.grad.dtype))
+        return None, None, None
+
+
 class BertEmbeddings(nn.Module):
     """Word + position + segment embeddings, normalised."""
+
+    # Off for data-parallel training, where the gradient must pass through autograd hooks.
+    direct_word_grad = True
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -94,7 +132,12 @@ class BertEmbeddings(nn.Module):
         # Look up only the real tokens; positions are absolute within each row.
         positions = torch.arange(layout.length, device=input_ids.device).expand(layout.batch, -1)
         ids, segments, positions = (layout.unpad(t) for t in (input_ids, segment_ids, positions))
-        x = self.word_embeddings(ids) + self.position_embeddings(positions) + self.token_type_embeddings(segments)
+        table = self.word_embeddings
+        if self.direct_word_grad and table.weight.requires_grad and torch.is_grad_enabled():
+            words = _WordLookup.apply(table.weight, ids, table.padding_idx)
+        else:
+            words = table(ids)
+        x = words + self.position_embeddings(positions) + self.token_type_embeddings(segments)
         return self.dropout(self.LayerNorm(x))
 
 

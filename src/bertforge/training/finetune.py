@@ -8,6 +8,7 @@ loop -> a standard model directory with metrics, report and plots.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import time
@@ -25,7 +26,7 @@ from ..checkpoints import load_pretrained, resolve_model_dir, save_pretrained
 from ..data.batching import length_grouped_batches, sequence_lengths, trim_to_longest
 from ..data.labeled import LabelEncoder, LabeledData, read_labeled, stratified_split
 from ..errors import BertforgeError
-from ..evaluation import compute_metrics, format_summary, primary_metric, write_report
+from ..evaluation import compute_metrics, format_summary, plot_sweep, primary_metric, sweep_table, write_report
 from ..inference import run_batched
 from ..layer import BertLayer
 from ..model import BertForSequenceClassification, HeadOutput, TokenLayout
@@ -74,6 +75,8 @@ class FineTuneSettings:
     device: str | None = None
     resume: bool = False
     keep_checkpoint: bool = False
+    checkpoint_every: int | None = None  # steps; None: at the end of each epoch
+    stop_after_steps: int | None = None  # end early as a kill would, leaving the checkpoint
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -288,7 +291,7 @@ def finetune(settings: FineTuneSettings) -> dict[str, Any]:
         epochs=settings.epochs, learning_rate=settings.learning_rate, weight_decay=settings.weight_decay,
         warmup_ratio=settings.warmup_ratio, max_grad_norm=settings.max_grad_norm,
         gradient_accumulation=settings.gradient_accumulation, precision=settings.precision, seed=settings.seed,
-        early_stopping_patience=settings.early_stopping_patience,
+        early_stopping_patience=settings.early_stopping_patience, checkpoint_every=settings.checkpoint_every,
     )
     groups = (layerwise_groups(trainable, settings.learning_rate, settings.layerwise_lr_decay, settings.weight_decay)
               if settings.layerwise_lr_decay else None)
@@ -311,8 +314,10 @@ def finetune(settings: FineTuneSettings) -> dict[str, Any]:
                         greater_is_better=higher_is_better, on_best=keep_best, param_groups=groups,
                         progress=settings.progress, device=device,
                         batch_examples=lambda batch: len(batch["labels"]))
-    state = loop.run(resume=settings.resume)
+    state = loop.run(resume=settings.resume, stop_after_steps=settings.stop_after_steps)
     train_seconds = time.perf_counter() - started
+    if not state.finished:
+        return {"stopped": True, "steps": state.step, "checkpoint": str(loop.checkpoint_path)}
     if val is not None and best_path.is_file():
         model.load_state_dict(load_file(str(best_path)))
 
@@ -357,3 +362,28 @@ def finetune(settings: FineTuneSettings) -> dict[str, Any]:
 
 def _headline(metrics: dict) -> dict:
     return {key: value for key, value in metrics.items() if isinstance(value, (int, float)) or value is None}
+
+
+def sweep_layers(settings: FineTuneSettings, values: list[str]) -> list[dict]:
+    """Fine-tune once per ``fine_tune_layers`` value and chart test metric against time.
+
+    Each run goes to ``<out>/layers-<N>``; ``<out>`` gets ``sweep.json``, ``sweep.md``
+    (a table) and ``sweep.png`` (metric against training time). The metric is the
+    task's main one, on the test file when given, else on the validation split.
+    """
+    out = Path(settings.out)
+    metric, _ = primary_metric(settings.task or "classification")
+    rows = []
+    for value in values:
+        run = dataclasses.replace(settings, fine_tune_layers=value, out=str(out / f"layers-{value}"))
+        result = finetune(run)
+        metric, _ = primary_metric(result["task"])
+        split = result["metrics"].get("test") or result["metrics"].get("validation") or {}
+        rows.append({"fine_tune_layers": str(value), "train_seconds": result["train_seconds"],
+                     "examples_per_second": result["examples_per_second"], metric: split.get(metric)})
+    (out / "sweep.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    (out / "sweep.md").write_text(sweep_table(rows, metric) + "\n", encoding="utf-8")
+    plot_sweep(rows, out / "sweep.png", metric=metric)
+    if settings.progress:
+        print(sweep_table(rows, metric))
+    return rows

@@ -157,6 +157,7 @@ class TrainingLoop:
         schedule = warmup_linear_decay(args.warmup_steps(self.total_steps), self.total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.state = TrainingState()
+        self.postfix: dict[str, str] = {}  # live figures shown on the progress bar
 
     # -- planning -------------------------------------------------------------------
 
@@ -251,6 +252,7 @@ class TrainingLoop:
         if self.metric is None or metrics.get(self.metric) is None:
             return False
         value = float(metrics[self.metric])
+        self.postfix[f"val_{self.metric}"] = f"{value:.4f}"
         best = self.state.best_metric
         improved = best is None or (value > best if self.greater_is_better else value < best)
         if improved:
@@ -317,7 +319,8 @@ class TrainingLoop:
                     self._log({"step": self.state.step, "epoch": self.state.epoch, "train_loss": mean_loss,
                                "learning_rate": self.scheduler.get_last_lr()[0],
                                "elapsed_s": round(self.state.train_seconds, 3)})
-                    bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
+                    self.postfix["loss"] = f"{mean_loss:.4f}"
+                    bar.set_postfix(self.postfix, refresh=False)
                 if last_of_epoch:
                     self.state.epoch += 1
                     self.state.batch = 0
@@ -337,7 +340,8 @@ class TrainingLoop:
     def _optimizer_step(self) -> None:
         if self.args.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(
-                [p for group in self.optimizer.param_groups for p in group["params"]], self.args.max_grad_norm)
+                [p for group in self.optimizer.param_groups for p in group["params"]], self.args.max_grad_norm,
+                foreach=True)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)

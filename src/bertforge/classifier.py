@@ -1,0 +1,158 @@
+"""A fine-tuned classifier directory, ready to predict and evaluate.
+
+``bertforge finetune`` writes a standard model directory plus ``bertforge.json``
+(task, label encoder, max length, columns). :class:`Classifier` opens it again and
+turns texts into labels and probabilities, or a labeled file into metrics.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from .checkpoints import load_pretrained, resolve_model_dir
+from .data.labeled import LabelEncoder, LabeledData, read_labeled, read_texts
+from .errors import BertforgeError
+from .evaluation import compute_metrics
+from .inference import run_batched
+from .model import BertForSequenceClassification
+from .tokenization import Tokenizer
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    shifted = np.exp(x - x.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+class Classifier:
+    """Predict with, and evaluate, a model directory written by ``bertforge finetune``::
+
+        clf = Classifier.load("runs/trec")
+        clf.predict(["Who wrote The Raven ?"])[0]["label"]          # 'HUM'
+        clf.evaluate("trec/test.csv")["accuracy"]                     # 0.966
+    """
+
+    def __init__(self, model: BertForSequenceClassification, tokenizer: Tokenizer, encoder: LabelEncoder,
+                 max_seq_length: int = 256, columns: dict | None = None, device: str | None = None,
+                 threshold: float = 0.5):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.max_seq_length = max_seq_length
+        self.columns = columns or {}
+        self.threshold = threshold
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None) -> "Classifier":
+        directory = resolve_model_dir(path)
+        metadata_path = directory / "bertforge.json"
+        metadata: dict[str, Any] = {}
+        if metadata_path.is_file():
+            try:
+                metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as error:
+                raise BertforgeError(f"{metadata_path}: not valid JSON ({error}); re-export the model") from None
+        model = load_pretrained(directory, BertForSequenceClassification)
+        if "label_encoder" in metadata:
+            encoder = LabelEncoder.from_dict(metadata["label_encoder"])
+        else:  # a classifier from elsewhere: its config.json names the labels
+            encoder = LabelEncoder.from_dict(json.loads((directory / "config.json").read_text(encoding="utf-8")))
+        if encoder.num_labels != model.num_labels:
+            raise BertforgeError(
+                f"{directory}: the label list has {encoder.num_labels} entries but the model outputs "
+                f"{model.num_labels}; the folder mixes files of two models"
+            )
+        return cls(model, Tokenizer.from_pretrained(directory), encoder,
+                   max_seq_length=int(metadata.get("max_seq_length", 256)), columns=metadata.get("columns"),
+                   device=device)
+
+    # -- predicting ---------------------------------------------------------------------
+
+    def scores(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None,
+               batch_size: int = 128, progress: bool = False) -> np.ndarray:
+        """Raw model outputs (logits, or values for regression), one row per text."""
+        arrays = self.tokenizer.encode_batch(list(texts), None if text_pairs is None else list(text_pairs),
+                                             max_length=self.max_seq_length, padding="longest")
+        model = self.model
+        return run_batched(lambda i, m, s: model(i, m, s).logits, arrays["input_ids"], arrays["input_mask"],
+                           arrays["segment_ids"], batch_size=batch_size, device=self.device, progress=progress)
+
+    def predict(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None,
+                batch_size: int = 128, progress: bool = False) -> list[dict[str, Any]]:
+        """One dict per text: ``label`` and, for classification, ``probabilities`` by label."""
+        return self.describe(self.scores(texts, text_pairs, batch_size, progress))
+
+    def describe(self, scores: np.ndarray) -> list[dict[str, Any]]:
+        task, names = self.encoder.task, list(self.encoder.id2label.values())
+        if task == "regression":
+            return [{"label": float(value)} for value in scores.reshape(len(scores), -1)[:, 0]]
+        if task == "multi_label":
+            probabilities = _sigmoid(scores)
+            return [{"label": [names[j] for j in np.flatnonzero(row > self.threshold)],
+                     "probabilities": {name: round(float(p), 6) for name, p in zip(names, row)}}
+                    for row in probabilities]
+        probabilities = _softmax(scores)
+        return [{"label": names[int(row.argmax())],
+                 "probabilities": {name: round(float(p), 6) for name, p in zip(names, row)}}
+                for row in probabilities]
+
+    def predict_file(self, source: str, output: str | None = None, text_column: str | None = None,
+                     text_pair_column: str | None = None, batch_size: int = 128, progress: bool = True) -> int:
+        """Predict every text of ``source`` (a file or ``-`` for stdin) into ``output``
+        (CSV or JSONL by its extension; stdout as JSONL when omitted). Returns the row count."""
+        data = read_texts(sys.stdin if source == "-" else source,
+                          text_column=text_column or self.columns.get("text_column"),
+                          text_pair_column=text_pair_column or self.columns.get("text_pair_column"))
+        rows = self.predict(data.texts, data.text_pairs, batch_size=batch_size, progress=progress and output is not None)
+        write_predictions(data, rows, output)
+        return len(rows)
+
+    # -- evaluating ---------------------------------------------------------------------
+
+    def evaluate(self, path: str, unknown: str = "error", batch_size: int = 128, **columns) -> dict[str, Any]:
+        """Metrics of the model on a labeled file (labels unseen in training: error or drop)."""
+        columns = {**{k: v for k, v in self.columns.items() if v is not None}, **{k: v for k, v in columns.items() if v}}
+        data = read_labeled(path, **columns)
+        encoded = self.encoder.encode(data, unknown=unknown)
+        if encoded.dropped:
+            data = data.subset(encoded.kept)
+        scores = self.scores(data.texts, data.text_pairs, batch_size=batch_size)
+        metrics = compute_metrics(self.encoder.task, encoded.targets, scores, list(self.encoder.id2label.values()),
+                                  threshold=self.threshold)
+        metrics["dropped_rows"] = int(encoded.dropped)
+        return metrics
+
+
+def write_predictions(data: LabeledData, rows: list[dict], output: str | None) -> None:
+    """CSV (``text,label,p_<label>...``) or JSONL, chosen by the output's extension."""
+    as_csv = output is not None and output.lower().endswith((".csv", ".tsv"))
+    handle = sys.stdout if output is None else open(output, "w", encoding="utf-8", newline="")
+    try:
+        if as_csv:
+            writer = csv.writer(handle, delimiter="\t" if output.lower().endswith(".tsv") else ",")
+            names = list(rows[0].get("probabilities", {})) if rows else []
+            writer.writerow(["text", "label"] + [f"p_{name}" for name in names])
+            for text, row in zip(data.texts, rows):
+                label = row["label"]
+                label = "|".join(label) if isinstance(label, list) else label
+                writer.writerow([text, label] + [row["probabilities"][name] for name in names])
+        else:
+            for text, row in zip(data.texts, rows):
+                handle.write(json.dumps({"text": text, **row}, ensure_ascii=False) + "\n")
+    finally:
+        if handle is not sys.stdout:
+            handle.close()
+
+
+__all__ = ["Classifier", "write_predictions"]

@@ -1,0 +1,214 @@
+"""Fine-tuning from labeled files: outputs, tasks, cache, resume, interop, CLI."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bertforge.classifier import Classifier
+from bertforge.cli import main
+from bertforge.training.finetune import (ClassifierBatches, FineTuneSettings, TrainableClassifier, encode_split,
+                                         finetune)
+from bertforge.training.frozen_cache import FrozenCache
+
+QUESTIONS = {
+    "HUM": ["Who wrote the poem ?", "Who was the first king ?", "Who invented the telephone ?",
+            "Who painted this picture ?", "Who is the author of the book ?", "Who sang that song ?",
+            "Who founded the company ?", "Who discovered the planet ?"],
+    "LOC": ["Where is the river ?", "Where was the battle fought ?", "Where do penguins live ?",
+            "Where is the capital city ?", "Where can I find the museum ?", "Where is the tallest tower ?",
+            "Where did the ship sink ?", "Where are the mountains ?"],
+    "NUM": ["How many legs does a spider have ?", "How far is the moon ?", "How old is the tree ?",
+            "How many people live there ?", "How long is the bridge ?", "How much does it cost ?",
+            "How tall is the statue ?", "How many days are in a year ?"],
+}
+
+
+def write_csv(path, rows, header="text,label"):
+    lines = [header] + [",".join(f'"{cell}"' for cell in row) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def question_files(tmp_path):
+    rows = [(text, label) for label, texts in QUESTIONS.items() for text in texts]
+    random.Random(0).shuffle(rows)
+    return write_csv(tmp_path / "train.csv", rows[:18]), write_csv(tmp_path / "test.csv", rows[18:])
+
+
+def quick(minilm_dir, tmp_path, train, **overrides):
+    values = dict(train=train, model=str(minilm_dir), out=str(tmp_path / "model"), epochs=2, batch_size=4,
+                  learning_rate=1e-4, val_fraction=0.0, fine_tune_layers=1, progress=False)
+    values.update(overrides)
+    return FineTuneSettings(**values)
+
+
+def test_finetune_writes_a_complete_model_directory(minilm_dir, tmp_path, question_files):
+    train, test = question_files
+    result = finetune(quick(minilm_dir, tmp_path, train, test=test, val_fraction=0.2, epochs=3))
+    out = tmp_path / "model"
+    names = {path.name for path in out.iterdir()}
+    assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "tokenizer_config.json",
+            "bertforge.json", "metrics.json", "report.md", "confusion_matrix.png", "log.jsonl"} <= names
+    assert "checkpoint.pt" not in names and "best-model.safetensors" not in names
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["per_class"]) == {"HUM", "LOC", "NUM"}
+    assert np.array(metrics["confusion_matrix"]).sum() == 6
+    assert result["metrics"]["validation"]["num_examples"] >= 3
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "HUM", "1": "LOC", "2": "NUM"}
+
+
+def test_output_opens_in_transformers_with_the_same_predictions(minilm_dir, tmp_path, question_files):
+    import transformers
+
+    train, _ = question_files
+    finetune(quick(minilm_dir, tmp_path, train))
+    out = str(tmp_path / "model")
+    texts = ["Who wrote The Raven ?", "Where is Baltimore ?", "How many poems did Poe write ?"]
+    ours = Classifier.load(out).predict(texts)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(out)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(out).eval()
+    with torch.no_grad():
+        probabilities = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits.softmax(-1)
+    for row, expected in zip(ours, probabilities):
+        got = torch.tensor([row["probabilities"][model.config.id2label[i]] for i in range(3)])
+        assert torch.allclose(got, expected, atol=1e-5)
+        assert row["label"] == model.config.id2label[int(expected.argmax())]
+
+
+def test_frozen_layer_cache_gives_the_same_logits(minilm_dir, question_files):
+    from bertforge import BertForSequenceClassification, Tokenizer, load_pretrained
+    from bertforge.data.labeled import LabelEncoder, read_labeled
+
+    data = read_labeled(question_files[0])
+    encoder = LabelEncoder.fit(data)
+    split = encode_split("train", data, Tokenizer.from_pretrained(minilm_dir), 64, encoder)
+    model = load_pretrained(minilm_dir, BertForSequenceClassification, id2label=encoder.id2label)
+    trainable = TrainableClassifier(model, 2, "classification").eval()
+    cache = FrozenCache.build(trainable.encoder, split.input_ids, split.input_mask, split.segment_ids,
+                              batch_size=5, progress=False)
+    with torch.no_grad():
+        for cached, direct in zip(ClassifierBatches(split, 4, 0, cache).epoch(0),
+                                  ClassifierBatches(split, 4, 0, None).epoch(0)):
+            a = trainable.logits(input_mask=cached["input_mask"], frozen_tokens=cached["frozen_tokens"])
+            b = trainable.logits(direct["input_ids"], direct["input_mask"], direct["segment_ids"])
+            assert (a - b).abs().max() <= 1e-5
+
+
+def test_training_with_and_without_the_cache_ends_at_the_same_weights(minilm_dir, tmp_path, question_files):
+    train, _ = question_files
+    finetune(quick(minilm_dir, tmp_path / "a", train, fine_tune_layers=2))
+    finetune(quick(minilm_dir, tmp_path / "b", train, fine_tune_layers=2, frozen_cache=False))
+    a = load_file(str(tmp_path / "a" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "model" / "model.safetensors"))
+    original = load_file(str(minilm_dir / "model.safetensors"))
+    assert not torch.equal(a["bert.encoder.layer.5.output.dense.weight"], original["encoder.layer.5.output.dense.weight"])
+    assert torch.equal(a["bert.encoder.layer.3.output.dense.weight"], original["encoder.layer.3.output.dense.weight"])
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-5), name
+
+
+def test_a_run_stopped_mid_epoch_resumes_bit_identical(minilm_dir, tmp_path, question_files):
+    train, _ = question_files
+    finetune(quick(minilm_dir, tmp_path / "straight", train))
+    stopped = finetune(quick(minilm_dir, tmp_path / "killed", train, checkpoint_every=1, stop_after_steps=3))
+    assert stopped["stopped"] and stopped["steps"] == 3  # mid-way through the first of two 5-step epochs
+    assert not (tmp_path / "killed" / "model" / "model.safetensors").exists()
+    finetune(quick(minilm_dir, tmp_path / "killed", train, checkpoint_every=1, resume=True))
+    straight = load_file(str(tmp_path / "straight" / "model" / "model.safetensors"))
+    resumed = load_file(str(tmp_path / "killed" / "model" / "model.safetensors"))
+    for name, tensor in straight.items():
+        assert torch.equal(tensor, resumed[name]), name
+    original = load_file(str(minilm_dir / "model.safetensors"))
+    assert not torch.equal(straight["bert.encoder.layer.5.output.dense.weight"],
+                           original["encoder.layer.5.output.dense.weight"]), "training must change the top layer"
+
+
+def test_multi_label_regression_and_pairs(minilm_dir, tmp_path):
+    multi = write_csv(tmp_path / "multi.csv", [
+        ("red apples and green pears", "red|green"), ("a red car", "red"), ("green grass", "green"),
+        ("blue sky over red roofs", "blue|red"), ("the blue sea", "blue"), ("green and blue", "green|blue")] * 2)
+    result = finetune(quick(minilm_dir, tmp_path / "m", multi, label_separator="|", val_fraction=0.25))
+    assert result["task"] == "multi_label"
+    assert {"micro_f1", "macro_f1", "subset_accuracy"} <= set(result["metrics"]["validation"])
+    predicted = Classifier.load(tmp_path / "m" / "model").predict(["red and green"])[0]
+    assert set(predicted["probabilities"]) == {"blue", "green", "red"} and isinstance(predicted["label"], list)
+
+    scores = write_csv(tmp_path / "scores.csv", [(f"rated {i} stars", f"{i * 0.37:.2f}") for i in range(24)])
+    result = finetune(quick(minilm_dir, tmp_path / "r", scores, val_fraction=0.25))
+    assert result["task"] == "regression"
+    assert {"mse", "mae", "pearson", "spearman"} <= set(result["metrics"]["validation"])
+    assert isinstance(Classifier.load(tmp_path / "r" / "model").predict(["rated 3 stars"])[0]["label"], float)
+
+    pairs = write_csv(tmp_path / "pairs.csv", [
+        ("a cat sat", "a cat was sitting", "same"), ("a dog ran", "the sky is blue", "different"),
+        ("he reads books", "he is reading a book", "same"), ("it rains", "cars are fast", "different")] * 3,
+        header="sentence1,sentence2,label")
+    result = finetune(quick(minilm_dir, tmp_path / "p", pairs))
+    assert result["task"] == "classification" and result["labels"] == ["different", "same"]
+
+
+def test_class_weights_balanced_are_inverse_frequencies(minilm_dir, tmp_path):
+    from bertforge.data.labeled import LabelEncoder, read_labeled
+    from bertforge.training.finetune import balanced_loss_weights
+
+    path = write_csv(tmp_path / "skewed.csv", [("spam offer", "spam")] * 2 + [("hello friend", "ham")] * 6)
+    encoder = LabelEncoder.fit(read_labeled(path))
+    targets = encoder.encode(read_labeled(path)).targets
+    assert balanced_loss_weights(targets, encoder).tolist() == pytest.approx([8 / (2 * 6), 8 / (2 * 2)])
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+def test_cli_finetune_predict_evaluate(minilm_dir, tmp_path, question_files, capsys, monkeypatch):
+    import io
+    import sys
+
+    train, test = question_files
+    out = tmp_path / "cli-model"
+    code = main(["finetune", "--train", train, "--test", test, "--model", str(minilm_dir), "--out", str(out),
+                 "--epochs", "1", "--batch-size", "6", "--fine-tune-layers", "1", "--val-fraction", "0", "--quiet"])
+    assert code == 0 and (out / "model.safetensors").is_file()
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Who wrote Hamlet ?\nWhere is Paris ?\n"))
+    capsys.readouterr()
+    assert main(["predict", "--model", str(out), "-"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["text"] for line in lines] == ["Who wrote Hamlet ?", "Where is Paris ?"]
+    assert all(abs(sum(line["probabilities"].values()) - 1) < 1e-4 for line in lines)
+
+    assert main(["predict", "--model", str(out), test, "--output", str(tmp_path / "p.csv"), "--quiet"]) == 0
+    header = (tmp_path / "p.csv").read_text().splitlines()[0]
+    assert header == "text,label,p_HUM,p_LOC,p_NUM"
+
+    assert main(["evaluate", "--model", str(out), "--data", test, "--out", str(tmp_path / "eval")]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["num_examples"] == 6
+
+
+def test_cli_unseen_test_label_is_one_line_and_drop_keeps_going(minilm_dir, tmp_path, question_files, capsys):
+    train, _ = question_files
+    test = write_csv(tmp_path / "odd.csv", [("What is love ?", "DESC"), ("Who is Poe ?", "HUM")])
+    args = ["finetune", "--train", train, "--test", test, "--model", str(minilm_dir), "--out", str(tmp_path / "o"),
+            "--epochs", "1", "--fine-tune-layers", "0", "--val-fraction", "0", "--quiet"]
+    capsys.readouterr()
+    assert main(args) == 1
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "DESC" in error and "odd.csv" in error and "--unknown-labels drop" in error
+    assert main(args + ["--unknown-labels", "drop"]) == 0
+    assert "dropped 1 rows" in capsys.readouterr().out
+
+
+def test_cli_bad_usage_and_missing_file(capsys, tmp_path):
+    with pytest.raises(SystemExit) as usage:
+        main(["finetune", "--train"])
+    assert usage.value.code == 2
+    assert main(["finetune", "--train", str(tmp_path / "nope.csv"), "--model", "m", "--out", str(tmp_path)]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("bertforge: error:") and "nope.csv" in error

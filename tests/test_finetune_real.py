@@ -1,0 +1,26 @@
+"""End-to-end fine-tuning on the real data sets (slow: run with ``-m slow``)."""
+
+import pytest
+
+from bertforge.training.finetune import FineTuneSettings, finetune
+
+pytestmark = pytest.mark.slow
+
+
+def run(minilm_dir, data_dir, tmp_path, name, **overrides):
+    values = dict(train=str(data_dir / name / "train.csv"), test=str(data_dir / name / "test.csv"),
+                  model=str(minilm_dir), out=str(tmp_path / name), val_fraction=0.0, batch_size=32,
+                  learning_rate=1e-4, progress=False)
+    values.update(overrides)
+    return finetune(FineTuneSettings(**values))["metrics"]["test"]
+
+
+def test_trec_top_two_layers_with_the_frozen_cache(minilm_dir, data_dir, tmp_path):
+    metrics = run(minilm_dir, data_dir, tmp_path, "trec", epochs=3, fine_tune_layers=2)
+    assert metrics["accuracy"] >= 0.95
+
+
+def test_sms_spam(minilm_dir, data_dir, tmp_path):
+    metrics = run(minilm_dir, data_dir, tmp_path, "sms_spam", epochs=2, fine_tune_layers=4)
+    assert metrics["accuracy"] >= 0.99
+    assert metrics["per_class"]["spam"]["f1"] >= 0.96
