@@ -99,9 +99,8 @@ def main() -> None:
 
     def theirs_step_factory():
         torch.manual_seed(0)
-        hf_config = transformers.BertConfig(**{k: v for k, v in config.to_dict().items() if k != "extra"})
+        hf_config = transformers.BertConfig(**config.to_dict(), attn_implementation="sdpa")
         model = transformers.BertForPreTraining(hf_config).cuda().train()
-        model.config._attn_implementation = "sdpa"
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
 
         def step(ids, mask, segments, labels, nsp):
