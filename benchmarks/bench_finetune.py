@@ -6,7 +6,7 @@ predict the same test file. Printed: training time, examples/s, test accuracy
 (and F1 of one class when asked), and the ratios.
 
     python benchmarks/bench_finetune.py --data trec --epochs 3
-    python benchmarks/bench_finetune.py --data trec --epochs 3 --layers 2 [--layers all ...]
+    python benchmarks/bench_finetune.py --data trec --epochs 3 --layers all:2 --layers 2
     python benchmarks/bench_finetune.py --data sms_spam --epochs 2 --f1-class spam
 
 The Trainer uses dynamic padding (DataCollatorWithPadding), its defaults
@@ -74,22 +74,21 @@ def run_trainer(model_dir: str, train_path: Path, test_path: Path, args) -> dict
         logits = trainer.predict(dataset(test_texts, test_labels)).predictions
         predict_seconds = time.perf_counter() - started
     predicted = [classes[i] for i in np.asarray(logits).argmax(-1)]
-    return summarize("transformers Trainer", train_seconds, len(texts) * args.epochs, predicted, test_labels,
+    return summarize(f"Trainer, all, {args.epochs} ep", train_seconds, len(texts) * args.epochs, predicted, test_labels,
                      predict_seconds, args)
 
 
-def run_bertforge(model_dir: str, train_path: Path, test_path: Path, args, layers: str) -> dict:
+def run_bertforge(model_dir: str, train_path: Path, test_path: Path, args, layers: str, epochs: int) -> dict:
     from bertforge.training.finetune import FineTuneSettings, finetune
 
     with tempfile.TemporaryDirectory() as out:
         result = finetune(FineTuneSettings(
             train=str(train_path), test=str(test_path), model=model_dir, out=out, val_fraction=0.0,
-            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+            epochs=epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
             max_seq_length=args.max_seq_length, fine_tune_layers=layers, seed=args.seed, progress=False))
         with open(Path(out) / "metrics.json", encoding="utf-8") as handle:
             test_metrics = json.load(handle)
-    texts, labels = read_csv(test_path)
-    row = {"name": f"bertforge, {layers} layers", "train_seconds": result["train_seconds"],
+    row = {"name": f"bertforge, {layers} layers, {epochs} ep", "train_seconds": result["train_seconds"],
            "examples_per_second": result["examples_per_second"], "accuracy": test_metrics["accuracy"]}
     if args.f1_class:
         row["f1"] = test_metrics["per_class"][args.f1_class]["f1"]
@@ -120,7 +119,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--max-seq-length", type=int, default=256)
-    parser.add_argument("--layers", action="append", help="bertforge --fine-tune-layers values (default: all)")
+    parser.add_argument("--layers", action="append",
+                        help="a bertforge run: --fine-tune-layers value, optionally :EPOCHS when bertforge "
+                             "trains a different number of epochs than the Trainer (default: all)")
     parser.add_argument("--f1-class", help="also report the F1 of this class (e.g. spam)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-trainer", action="store_true", help="bertforge only (no ratio)")
@@ -137,17 +138,18 @@ def main() -> None:
           f"transformers {transformers.__version__}; data: {args.data}, all-MiniLM-L6-v2, "
           f"{args.epochs} epochs, batch {args.batch_size}, lr {args.learning_rate}", flush=True)
     rows = []
-    for layers in args.layers or ["all"]:
-        rows.append(run_bertforge(model_dir, train_path, test_path, args, layers))
+    for spec in args.layers or ["all"]:
+        layers, _, epochs = spec.partition(":")
+        rows.append(run_bertforge(model_dir, train_path, test_path, args, layers, int(epochs or args.epochs)))
         print(json.dumps(rows[-1]), flush=True)
     if not args.skip_trainer:
         rows.append(run_trainer(model_dir, train_path, test_path, args))
         print(json.dumps(rows[-1]), flush=True)
     peer = rows[-1] if not args.skip_trainer else None
     print()
-    print(f"{'':<26}{'train s':>10}{'ex/s':>10}{'accuracy':>10}" + (f"{'F1 ' + args.f1_class:>10}" if args.f1_class else ""))
+    print(f"{'':<28}{'train s':>10}{'ex/s':>10}{'accuracy':>10}" + (f"{'F1 ' + args.f1_class:>10}" if args.f1_class else ""))
     for row in rows:
-        line = f"{row['name']:<26}{row['train_seconds']:>10.1f}{row['examples_per_second']:>10.1f}{row['accuracy']:>10.4f}"
+        line = f"{row['name']:<28}{row['train_seconds']:>10.1f}{row['examples_per_second']:>10.1f}{row['accuracy']:>10.4f}"
         if args.f1_class:
             line += f"{row['f1']:>10.4f}"
         print(line)

@@ -212,3 +212,17 @@ def test_cli_bad_usage_and_missing_file(capsys, tmp_path):
     assert main(["finetune", "--train", str(tmp_path / "nope.csv"), "--model", "m", "--out", str(tmp_path)]) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("bertforge: error:") and "nope.csv" in error
+
+
+def test_a_vocab_larger_than_the_model_is_one_clear_error(minilm_dir, tmp_path, question_files):
+    from bertforge.errors import BertforgeError
+
+    model_dir = tmp_path / "mismatched"
+    model_dir.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer_config.json"):
+        (model_dir / name).symlink_to(minilm_dir / name)
+    vocab = (minilm_dir / "vocab.txt").read_text(encoding="utf-8")
+    (model_dir / "vocab.txt").write_text(vocab + "".join(f"extra{i}\n" for i in range(10)), encoding="utf-8")
+    with pytest.raises(BertforgeError) as error:
+        finetune(quick(minilm_dir, tmp_path, question_files[0], model=str(model_dir)))
+    assert "30532 tokens" in str(error.value) and "30522" in str(error.value)

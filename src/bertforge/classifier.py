@@ -21,7 +21,7 @@ from .data.labeled import LabelEncoder, LabeledData, read_labeled, read_texts
 from .errors import BertforgeError
 from .evaluation import compute_metrics
 from .inference import run_batched
-from .model import BertForSequenceClassification
+from .model import BertForSequenceClassification, check_vocabulary
 from .tokenization import Tokenizer
 
 
@@ -73,7 +73,9 @@ class Classifier:
                 f"{directory}: the label list has {encoder.num_labels} entries but the model outputs "
                 f"{model.num_labels}; the folder mixes files of two models"
             )
-        return cls(model, Tokenizer.from_pretrained(directory), encoder,
+        tokenizer = Tokenizer.from_pretrained(directory)
+        check_vocabulary(tokenizer.vocab_size, model.config, str(directory))
+        return cls(model, tokenizer, encoder,
                    max_seq_length=int(metadata.get("max_seq_length", 256)), columns=metadata.get("columns"),
                    device=device)
 

@@ -340,7 +340,9 @@ class BertModel(PreTrainedBert):
             raise BertforgeError(f"input_ids must be (batch, length), got shape {tuple(input_ids.shape)}")
         batch, length = input_ids.shape
         self.config.check_sequence_length(length)
-        if not torch.compiler.is_compiling() and input_ids.numel():
+        # The id check reads the tensor: free on CPU, a stall on a GPU. The jobs check
+        # that the tokenizer fits the model when they load both (check_vocabulary).
+        if input_ids.device.type == "cpu" and not torch.compiler.is_compiling() and input_ids.numel():
             largest = int(input_ids.max())
             if largest >= self.config.vocab_size or int(input_ids.min()) < 0:
                 raise BertforgeError(
@@ -552,6 +554,15 @@ class BertForSequenceClassification(PreTrainedBert):
         return F.cross_entropy(logits.float(), _as_ids(labels).reshape(-1))
 
 
+def check_vocabulary(tokenizer_size: int, config: BertConfig, where: str) -> None:
+    """A tokenizer with more ids than the embedding table would index past its end."""
+    if tokenizer_size > config.vocab_size:
+        raise BertforgeError(
+            f"{where}: the vocabulary has {tokenizer_size} tokens but the model's embeddings hold "
+            f"{config.vocab_size}; the vocab does not belong to this model"
+        )
+
+
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
@@ -566,6 +577,6 @@ def model_flops_per_token(config: BertConfig, length: int) -> float:
 
 __all__ = [
     "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification",
-    "BertOutput", "HeadOutput", "TokenLayout", "IGNORE_INDEX", "count_parameters",
+    "BertOutput", "HeadOutput", "TokenLayout", "IGNORE_INDEX", "count_parameters", "check_vocabulary",
     "model_flops_per_token",
 ]

@@ -29,7 +29,7 @@ from ..errors import BertforgeError
 from ..evaluation import compute_metrics, format_summary, plot_sweep, primary_metric, sweep_table, write_report
 from ..inference import run_batched
 from ..layer import BertLayer
-from ..model import BertForSequenceClassification, HeadOutput, TokenLayout
+from ..model import BertForSequenceClassification, HeadOutput, TokenLayout, check_vocabulary
 from ..tokenization import Tokenizer
 from .frozen_cache import FrozenCache
 from .loop import TrainingArguments, TrainingLoop, decay_groups, set_seed
@@ -275,6 +275,7 @@ def finetune(settings: FineTuneSettings) -> dict[str, Any]:
     model = load_pretrained(model_dir, BertForSequenceClassification, id2label=encoder.id2label,
                             problem_type=encoder.problem_type)
     model.config.check_sequence_length(train.input_ids.shape[1])
+    check_vocabulary(tokenizer.vocab_size, model.config, str(model_dir))
     weights = balanced_loss_weights(train.targets, encoder) if settings.class_weights else None
     trainable = TrainableClassifier(model, settings.fine_tune_layers, encoder.task, weights).to(device)
     labels = list(encoder.id2label.values())

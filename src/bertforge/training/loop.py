@@ -300,7 +300,8 @@ class TrainingLoop:
                 with self._autocast():
                     loss = self.model(**batch).loss
                 (loss / accumulation).backward()
-                running_loss += float(loss.detach())
+                # Summed on the device: reading it every step would stall a GPU.
+                running_loss = running_loss + loss.detach().float()
                 running_count += 1
                 self.state.examples += self.batch_examples(batch)
                 self.state.batch += 1
@@ -314,7 +315,7 @@ class TrainingLoop:
                 self.state.train_seconds += now - started
                 started = now
                 if self.state.step % self.args.log_every == 0 or last_of_epoch:
-                    mean_loss = running_loss / max(1, running_count)
+                    mean_loss = float(running_loss) / max(1, running_count)
                     running_loss, running_count = 0.0, 0
                     self._log({"step": self.state.step, "epoch": self.state.epoch, "train_loss": mean_loss,
                                "learning_rate": self.scheduler.get_last_lr()[0],
