@@ -202,7 +202,7 @@ def test_cli_unseen_test_label_is_one_line_and_drop_keeps_going(minilm_dir, tmp_
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and "DESC" in error and "odd.csv" in error and "--unknown-labels drop" in error
     assert main(args + ["--unknown-labels", "drop"]) == 0
-    assert "dropped 1 rows" in capsys.readouterr().out
+    assert "dropped 1 rows" in capsys.readouterr().err
 
 
 def test_cli_bad_usage_and_missing_file(capsys, tmp_path):
@@ -226,3 +226,23 @@ def test_a_vocab_larger_than_the_model_is_one_clear_error(minilm_dir, tmp_path, 
     with pytest.raises(BertforgeError) as error:
         finetune(quick(minilm_dir, tmp_path, question_files[0], model=str(model_dir)))
     assert "30532 tokens" in str(error.value) and "30522" in str(error.value)
+
+
+def test_sequence_length_above_positions_fails_before_training(minilm_dir, tmp_path, question_files):
+    from bertforge.errors import BertforgeError
+
+    with pytest.raises(BertforgeError, match="above the model's 512 positions"):
+        finetune(quick(minilm_dir, tmp_path, question_files[0], max_seq_length=600))
+    assert not (tmp_path / "model" / "checkpoint.pt").exists()
+
+
+def test_a_pretrained_directory_is_not_a_classifier(minilm_dir):
+    from bertforge.errors import BertforgeError
+
+    with pytest.raises(BertforgeError, match="no trained classifier head"):
+        Classifier.load(minilm_dir)
+
+
+def test_predicting_no_texts_gives_no_rows(minilm_dir, tmp_path, question_files):
+    finetune(quick(minilm_dir, tmp_path, question_files[0], epochs=1))
+    assert Classifier.load(tmp_path / "model").predict([]) == []

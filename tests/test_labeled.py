@@ -127,6 +127,21 @@ def test_headerless_file_is_detected_and_read_by_position(tmp_path):
     assert read_labeled(path).texts == ["ham", "ham", "spam"]
 
 
+def test_labels_that_look_like_texts_are_refused(tmp_path):
+    rows = "".join(f"{'spam' if i % 4 == 0 else 'ham'}\tmessage number {i} about things\n" for i in range(40))
+    path = write(tmp_path, "SMSSpamCollection", rows)
+    with pytest.raises(BertforgeError) as error:
+        LabelEncoder.fit(read_labeled(path))
+    message = str(error.value)
+    assert "\n" not in message and "look like texts" in message and "--text-column" in message
+    assert LabelEncoder.fit(read_labeled(path, text_column=1, label_column=0)).classes == ("ham", "spam")
+
+
+def test_integer_labels_up_to_a_hundred_are_classes():
+    assert detect_task([str(i % 77) for i in range(400)]) == "classification"
+    assert detect_task([str(i) for i in range(400)]) == "regression"
+
+
 def test_has_header_false_keeps_the_first_row(tmp_path):
     path = write(tmp_path, "plain.csv", "hello,greeting\nbye,farewell\n")
     data = read_labeled(path, has_header=False)
@@ -254,8 +269,8 @@ def test_reading_100k_rows_keeps_every_row_and_line(tmp_path):
 def test_detect_task():
     assert detect_task(["pos", "neg", "pos"]) == "classification"
     assert detect_task(["0", "1", "1"]) == "classification"
-    assert detect_task([str(i % 20) for i in range(100)]) == "classification"
-    assert detect_task([str(i % 21) for i in range(100)]) == "regression"
+    assert detect_task([str(i % 100) for i in range(300)]) == "classification"
+    assert detect_task([str(i % 101) for i in range(300)]) == "regression"
     assert detect_task(["1.5", "2", "3"]) == "regression"
     assert detect_task(["a,b", "c"], label_separator=",") == "multi_label"
     assert detect_task([("a",), ()]) == "multi_label"

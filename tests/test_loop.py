@@ -123,5 +123,5 @@ def test_nothing_to_train_is_a_clear_error(tmp_path):
 
 def test_a_checkpoint_from_other_settings_is_refused(tmp_path):
     make_loop(tmp_path).run(stop_after_steps=2)
-    with pytest.raises(BertforgeError, match="same data and settings"):
+    with pytest.raises(BertforgeError, match="other data, model or settings"):
         make_loop(tmp_path, epochs=5).run(resume=True)

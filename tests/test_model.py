@@ -50,6 +50,20 @@ def test_matches_transformers_on_real_weights(minilm_dir, trec_batch, reference_
     assert torch.all(got.sequence_output[~real] == 0), "padded positions are zero, not leftovers"
 
 
+def test_matches_transformers_without_the_shared_data(minilm_dir, reference_model):
+    from transformers import BertTokenizerFast
+
+    texts = ["Who wrote The Cask of Amontillado ?", "How far is it from Denver to Aspen ?",
+             "What is a fortnight ?", "Name the largest ocean on Earth and the smallest continent ."]
+    batch = BertTokenizerFast.from_pretrained(str(minilm_dir))(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = reference_model(**batch)
+        got = load_pretrained(minilm_dir)(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    real = batch["attention_mask"].bool()
+    assert (got.sequence_output[real] - expected.last_hidden_state[real]).abs().max() <= 1e-5
+    assert (got.pooled_output - expected.pooler_output).abs().max() <= 1e-5
+
+
 def test_padding_does_not_change_a_texts_output():
     torch.manual_seed(0)
     model = BertModel(tiny_config()).eval()
@@ -79,8 +93,12 @@ def test_sequence_longer_than_positions_is_one_clear_error():
 
 def test_token_id_outside_vocabulary_is_one_clear_error():
     model = BertModel(tiny_config())
-    with pytest.raises(BertforgeError, match="outside the model's vocabulary of 120"):
+    with pytest.raises(BertforgeError, match="token id 500 is outside the model's range 0..119"):
         model(torch.tensor([[2, 500, 3]]))
+    with pytest.raises(BertforgeError, match="token id -1 is outside"):
+        model(torch.tensor([[2, -1, 3]]))
+    with pytest.raises(BertforgeError, match="segment id 2 is outside the model's range 0..1"):
+        model(torch.tensor([[2, 5, 3]]), segment_ids=torch.tensor([[0, 0, 2]]))
 
 
 def test_float_ids_are_rejected():
@@ -165,3 +183,30 @@ def test_pooled_only_fast_path_matches_the_full_pass(minilm_dir, trec_batch):
         fast = model(*inputs, pooled_only=True)
     assert fast.sequence_output is None
     assert (fast.pooled_output - full.pooled_output).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("head", [BertModel, BertForPreTraining])
+def test_direct_word_gradient_equals_the_standard_one(head):
+    from bertforge.model import BertEmbeddings
+
+    torch.manual_seed(0)
+    model = head(tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
+    table = (model if head is BertModel else model.bert).embeddings.word_embeddings
+    ids = torch.tensor([[2, 5, 5, 0, 7], [2, 9, 3, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])  # a [PAD] id inside a real row too
+    gradients = []
+    try:
+        for direct in (True, False):
+            BertEmbeddings.direct_word_grad = direct
+            model.zero_grad(set_to_none=True)
+            for _ in range(2):  # two micro-batches accumulate
+                out = model(ids, mask)
+                values = out.sequence_output if head is BertModel else out.prediction_logits
+                values.pow(2).sum().backward()
+            gradients.append(table.weight.grad.clone())
+    finally:
+        BertEmbeddings.direct_word_grad = True
+    assert torch.allclose(gradients[0], gradients[1], atol=1e-5)
+    assert gradients[0][5].abs().sum() > 0
+    if head is BertModel:  # without the tied decoder, the [PAD] row gets no gradient
+        assert torch.all(gradients[0][0] == 0)

@@ -64,6 +64,10 @@ class Classifier:
             except json.JSONDecodeError as error:
                 raise BertforgeError(f"{metadata_path}: not valid JSON ({error}); re-export the model") from None
         model = load_pretrained(directory, BertForSequenceClassification)
+        if any(name.startswith("classifier.") for name in model.load_report.missing):
+            raise BertforgeError(
+                f"{directory}: has no trained classifier head; fine-tune it first with bertforge finetune"
+            )
         if "label_encoder" in metadata:
             encoder = LabelEncoder.from_dict(metadata["label_encoder"])
         else:  # a classifier from elsewhere: its config.json names the labels
@@ -84,6 +88,8 @@ class Classifier:
     def scores(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None,
                batch_size: int = 128, progress: bool = False) -> np.ndarray:
         """Raw model outputs (logits, or values for regression), one row per text."""
+        if len(texts) == 0:
+            return np.empty((0, self.model.num_labels), dtype=np.float32)
         arrays = self.tokenizer.encode_batch(list(texts), None if text_pairs is None else list(text_pairs),
                                              max_length=self.max_seq_length, padding="longest")
         model = self.model

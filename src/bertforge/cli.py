@@ -31,8 +31,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(f"parameters: {count_parameters(model):,}")
     print(f"weights: {model.load_report}")
     if args.fine_tune_layers is not None:
-        layers = args.fine_tune_layers if args.fine_tune_layers == "all" else int(args.fine_tune_layers)
-        BertLayer(model, fine_tune_layers=layers, output=args.output).summary()
+        BertLayer(model, fine_tune_layers=args.fine_tune_layers, output=args.output).summary()
     return 0
 
 
@@ -76,7 +75,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     if args.sweep_layers:
-        sweep_layers(settings, [_layers(value.strip()) for value in args.sweep_layers.split(",")])
+        try:
+            values = [_layers(value.strip()) for value in args.sweep_layers.split(",")]
+        except ValueError:
+            raise BertforgeError(f"--sweep-layers {args.sweep_layers!r}: give numbers or 'all', e.g. 0,1,2,4,all") from None
+        sweep_layers(settings, values)
     else:
         finetune(settings)
     return 0
@@ -133,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=cmd_inspect.__doc__, epilog="example: bertforge inspect ./all-MiniLM-L6-v2 --fine-tune-layers 2",
     )
     inspect.add_argument("model", help="model directory")
-    inspect.add_argument("--fine-tune-layers", help="show what BertLayer would train: N or 'all'")
+    inspect.add_argument("--fine-tune-layers", type=_layers, help="show what BertLayer would train: N or 'all'")
     inspect.add_argument("--output", default="pooled", choices=["sequence", "pooled", "cls", "mean"])
     inspect.set_defaults(run=cmd_inspect)
 
@@ -239,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print("bertforge: interrupted", file=sys.stderr)
+        return 1
+    except Exception as error:  # a failure nobody foresaw: still one line, the details on request
+        if args.debug:
+            traceback.print_exc()
+        reason = str(error).splitlines()[0] if str(error) else ""
+        print(f"bertforge: error: {type(error).__name__}: {reason} (rerun with --debug for the traceback)",
+              file=sys.stderr)
         return 1
 
 

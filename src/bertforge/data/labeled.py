@@ -59,8 +59,9 @@ PAIR_PARTNERS = {"sentence1": "sentence2", "text_a": "text_b", "question1": "que
                  "premise": "hypothesis", "question": "context"}
 KNOWN_COLUMN_NAMES = frozenset(TEXT_COLUMN_NAMES + LABEL_COLUMN_NAMES + tuple(PAIR_PARTNERS.values()))
 
-# More distinct integer labels than this and the numbers are read as a score, not classes.
-MAX_INTEGER_CLASSES = 20
+# More distinct integer labels than this and the numbers are read as a score, not
+# classes (intent sets such as Banking77 have 77 integer classes).
+MAX_INTEGER_CLASSES = 100
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
 DELIMITERS = (",", "\t", ";", "|")
@@ -789,10 +790,16 @@ def validate_training_labels(labels, task: str | None = None, label_separator: s
         if not any(_split_label(label, label_separator) for label in source.values):
             _fail_one_value(source, "no label set",
                             "a multi-label classifier needs rows with labels: check the label columns")
-    elif len(set(map(str, source.values))) < 2:
-        _fail_one_value(source, f"the label {_show(source.values[0])}",
-                        "a classifier needs at least two classes:"
-                        " check --label-column or add examples of the other classes")
+    else:
+        classes = set(map(str, source.values))
+        if len(classes) < 2:
+            _fail_one_value(source, f"the label {_show(source.values[0])}",
+                            "a classifier needs at least two classes:"
+                            " check --label-column or add examples of the other classes")
+        if len(source.values) >= 20 and len(classes) > len(source.values) // 2:
+            # Most rows with a label of their own: the label column holds the texts.
+            source.fail(None, f"{len(classes)} different labels in {len(source.values)} rows look like texts, "
+                              "not classes", "name the columns with --text-column and --label-column")
     return task
 
 

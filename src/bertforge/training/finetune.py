@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..checkpoints import load_pretrained, resolve_model_dir, save_pretrained
+from ..config import BertConfig
 from ..data.batching import length_grouped_batches, sequence_lengths, trim_to_longest
 from ..data.labeled import LabelEncoder, LabeledData, read_labeled, stratified_split
 from ..errors import BertforgeError
@@ -70,6 +72,7 @@ class FineTuneSettings:
     early_stopping_patience: int | None = None
     class_weights: str | None = None
     frozen_cache: bool = True
+    frozen_cache_limit_gb: float = 8.0  # above this the cache is skipped (with a note)
     precision: str = "fp32"
     seed: int = 0
     device: str | None = None
@@ -91,8 +94,18 @@ class FineTuneSettings:
             raise BertforgeError(f"--class-weights must be 'balanced', got {self.class_weights!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise BertforgeError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        if self.batch_size < 1 or self.epochs < 1:
-            raise BertforgeError("--batch-size and --epochs must be at least 1")
+        for name in ("batch_size", "eval_batch_size", "epochs", "gradient_accumulation", "max_seq_length"):
+            if getattr(self, name) < 1:
+                raise BertforgeError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.learning_rate <= 0:
+            raise BertforgeError(f"--learning-rate must be positive, got {self.learning_rate}")
+        if self.device is not None:
+            try:
+                device = torch.device(self.device)
+            except RuntimeError:
+                raise BertforgeError(f"--device {self.device!r} is not a device; use cpu, cuda or cuda:N") from None
+            if device.type == "cuda" and not torch.cuda.is_available():
+                raise BertforgeError("--device cuda: no CUDA GPU is available here; use --device cpu")
 
 
 # -- the model being trained -------------------------------------------------------------
@@ -213,7 +226,7 @@ def encode_split(name: str, data: LabeledData, tokenizer: Tokenizer, max_seq_len
     if encoder is not None and data.labels is not None:
         encoded = encoder.encode(data, unknown=unknown)
         if encoded.dropped:
-            print(f"{data.path}: dropped {encoded.dropped} rows whose labels training never saw")
+            print(f"{data.path}: dropped {encoded.dropped} rows whose labels training never saw", file=sys.stderr)
             data = data.subset(encoded.kept)
         targets = encoded.targets
     if len(data) == 0:
@@ -264,7 +277,13 @@ def finetune(settings: FineTuneSettings) -> dict[str, Any]:
         train_data, val_data = train_data.subset(keep), train_data.subset(held_out)
     test_data = read_labeled(settings.test, **columns) if settings.test else None
 
+    if settings.progress:
+        size = f", {encoder.num_labels} classes" if encoder.task != "regression" else ""
+        print(f"task: {encoder.task}{size} ({'given' if settings.task else 'detected; --task overrides'})",
+              file=sys.stderr)
     model_dir = resolve_model_dir(settings.model)
+    config = BertConfig.from_pretrained(model_dir)
+    config.check_sequence_length(settings.max_seq_length)  # before any work, not at the first evaluation
     tokenizer = Tokenizer.from_pretrained(model_dir)
     length = settings.max_seq_length
     train = encode_split("train", train_data, tokenizer, length, encoder)
@@ -272,9 +291,8 @@ def finetune(settings: FineTuneSettings) -> dict[str, Any]:
     test = encode_split("test", test_data, tokenizer, length, encoder, settings.unknown_labels) if test_data else None
 
     set_seed(settings.seed)  # the head's initial weights
-    model = load_pretrained(model_dir, BertForSequenceClassification, id2label=encoder.id2label,
+    model = load_pretrained(model_dir, BertForSequenceClassification, config=config, id2label=encoder.id2label,
                             problem_type=encoder.problem_type)
-    model.config.check_sequence_length(train.input_ids.shape[1])
     check_vocabulary(tokenizer.vocab_size, model.config, str(model_dir))
     weights = balanced_loss_weights(train.targets, encoder) if settings.class_weights else None
     trainable = TrainableClassifier(model, settings.fine_tune_layers, encoder.task, weights).to(device)
@@ -284,6 +302,11 @@ def finetune(settings: FineTuneSettings) -> dict[str, Any]:
     started = time.perf_counter()
     cache = None
     uses_cache = settings.frozen_cache and settings.fine_tune_layers != "all"
+    cache_gb = int(train.input_mask.sum()) * model.config.hidden_size * 4 / 2**30
+    if uses_cache and cache_gb > settings.frozen_cache_limit_gb:
+        print(f"frozen-layer cache skipped: it would take {cache_gb:.1f} GB, above the "
+              f"{settings.frozen_cache_limit_gb:g} GB limit", file=sys.stderr)
+        uses_cache = False
     if uses_cache:
         cache = FrozenCache.build(trainable.encoder, train.input_ids, train.input_mask, train.segment_ids,
                                   batch_size=settings.eval_batch_size, device=device, progress=settings.progress)

@@ -139,6 +139,7 @@ class TrainingLoop:
                  param_groups: list[dict] | None = None, progress: bool = True, device: str | torch.device = "cpu",
                  batch_examples: Callable[[dict], int] | None = None):
         self.model = model
+        self.device = torch.device(device)
         self.source = source
         self.args = args
         self.output_dir = Path(output_dir)
@@ -147,8 +148,8 @@ class TrainingLoop:
         self.greater_is_better = greater_is_better
         self.on_best = on_best
         self.progress = progress
-        self.device = torch.device(device)
         self.batch_examples = batch_examples or (lambda batch: len(next(iter(batch.values()))))
+        model.to(self.device)  # before the optimizer, so its state lives where the weights do
         groups = param_groups or decay_groups(model, args.weight_decay, args.learning_rate)
         if not groups:
             raise BertforgeError("nothing to train: every parameter is frozen")
@@ -177,6 +178,14 @@ class TrainingLoop:
 
     # -- checkpoints ----------------------------------------------------------------
 
+    def fingerprint(self) -> dict:
+        """What must match for a checkpoint to continue this run exactly."""
+        settings = {key: value for key, value in asdict(self.args).items()
+                    if key not in ("eval_every", "checkpoint_every", "log_every", "early_stopping_patience")}
+        shapes = {name: list(p.shape) for name, p in self.model.named_parameters() if p.requires_grad}
+        return {"settings": settings, "batches_per_epoch": len(self.source), "total_steps": self.total_steps,
+                "trainable": shapes}
+
     def save_checkpoint(self) -> None:
         payload = {
             "model": self.model.state_dict(),
@@ -188,6 +197,7 @@ class TrainingLoop:
             "numpy_rng": json.dumps(_jsonable_numpy_state()),
             "python_rng": json.dumps(_jsonable_python_state()),
             "total_steps": self.total_steps,
+            "fingerprint": self.fingerprint(),
         }
         self.output_dir.mkdir(parents=True, exist_ok=True)
         temporary = self.checkpoint_path.with_name(f".{CHECKPOINT_NAME}.tmp")
@@ -205,10 +215,10 @@ class TrainingLoop:
                 f"{self.checkpoint_path}: cannot read the checkpoint ({str(error).splitlines()[0]}); "
                 "delete it to start over"
             ) from None
-        if payload["total_steps"] != self.total_steps:
+        if payload.get("fingerprint") != self.fingerprint():
             raise BertforgeError(
-                f"{self.checkpoint_path}: was written for {payload['total_steps']} steps, this run plans "
-                f"{self.total_steps}; resume with the same data and settings, or use a new output directory"
+                f"{self.checkpoint_path}: was written by a run with other data, model or settings; "
+                "resume with the same ones, or use a new output directory"
             )
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
@@ -275,14 +285,20 @@ class TrainingLoop:
     def run(self, resume: bool = False, stop_after_steps: int | None = None) -> TrainingState:
         """Train; with ``resume`` continue from the checkpoint in the output directory.
 
-        ``stop_after_steps`` ends the run early (after checkpointing), as a kill
-        would; the resume tests use it.
+        ``stop_after_steps`` ends the run early, as a kill would, leaving the last
+        checkpoint written (with ``checkpoint_every=1``: the one of that step).
         """
+        if not resume and self.checkpoint_path.is_file():
+            raise BertforgeError(
+                f"{self.output_dir}: holds the checkpoint of an earlier run; pass --resume to continue it, "
+                "or use a new output directory"
+            )
         resumed = resume and self.load_checkpoint()
         if resumed and self.state.finished:
             return self.state
         if not resumed:
             set_seed(self.args.seed)
+            (self.output_dir / "log.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
         self.model.to(self.device).train()
         from tqdm.auto import tqdm
 
@@ -355,6 +371,9 @@ class TrainingLoop:
             if self._run_evaluation():
                 stop = "early_stopping"
         stop = stop or self._should_stop_for_limits()
+        if stop:
+            # Recorded before the checkpoint: a kill right after must not train past the stop.
+            self.state.finished, self.state.stop_reason = True, stop
         every = self.args.checkpoint_every
         if (every and self.state.step % every == 0) or (not every and end_of_epoch):
             self.save_checkpoint()
