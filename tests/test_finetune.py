@@ -246,3 +246,24 @@ def test_a_pretrained_directory_is_not_a_classifier(minilm_dir):
 def test_predicting_no_texts_gives_no_rows(minilm_dir, tmp_path, question_files):
     finetune(quick(minilm_dir, tmp_path, question_files[0], epochs=1))
     assert Classifier.load(tmp_path / "model").predict([]) == []
+
+
+def test_resume_with_validation_ends_on_the_best_epoch_weights(minilm_dir, tmp_path, question_files):
+    train, _ = question_files
+    settings = dict(val_fraction=0.3, epochs=3, checkpoint_every=1)
+    straight = finetune(quick(minilm_dir, tmp_path / "straight", train, **settings))
+    finetune(quick(minilm_dir, tmp_path / "killed", train, stop_after_steps=6, **settings))
+    resumed = finetune(quick(minilm_dir, tmp_path / "killed", train, resume=True, **settings))
+    assert resumed["metrics"]["validation"] == straight["metrics"]["validation"]
+    a = load_file(str(tmp_path / "straight" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "model" / "model.safetensors"))
+    assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(minilm_dir, tmp_path, question_files):
+    train, _ = question_files
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        finetune(quick(minilm_dir, tmp_path / name, train, epochs=1, seed=seed))
+    a, b, c = (load_file(str(tmp_path / name / "model" / "model.safetensors")) for name in "abc")
+    assert all(torch.equal(a[name], b[name]) for name in a)
+    assert not torch.equal(a["classifier.weight"], c["classifier.weight"])

@@ -21,6 +21,8 @@ def test_trec_top_two_layers_with_the_frozen_cache(minilm_dir, data_dir, tmp_pat
 
 
 def test_sms_spam(minilm_dir, data_dir, tmp_path):
-    metrics = run(minilm_dir, data_dir, tmp_path, "sms_spam", epochs=2, fine_tune_layers=4)
-    assert metrics["accuracy"] >= 0.99
-    assert metrics["per_class"]["spam"]["f1"] >= 0.96
+    # The Trainer's settings; BENCHMARKS.md records 0.990 accuracy and 0.962 spam F1 for this
+    # run. The bars sit a little lower so that another CPU's rounding cannot fail the build.
+    metrics = run(minilm_dir, data_dir, tmp_path, "sms_spam", epochs=2, fine_tune_layers="all")
+    assert metrics["accuracy"] >= 0.985
+    assert metrics["per_class"]["spam"]["f1"] >= 0.94

@@ -21,12 +21,12 @@ from torch import nn
 
 from .config import BertConfig
 from .errors import BertforgeError
+from .files import replacing, write_text_atomically
 from .model import BertModel, PreTrainedBert
 
 log = logging.getLogger(__name__)
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 BACKBONE_PARTS = ("embeddings.", "encoder.")
 HEAD_PARTS = ("classifier.", "cls.")
 # Buffers some writers save that carry no learned value.
@@ -215,13 +215,6 @@ def load_pretrained(path: str | os.PathLike, model_class: type[PreTrainedBert] =
     return model
 
 
-def _write_atomically(path: Path, write) -> None:
-    """Write through a temporary name and rename, so a kill never leaves half a file."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def save_pretrained(model: PreTrainedBert, directory: str | os.PathLike, tokenizer=None,
                     metadata: dict | None = None) -> Path:
     """Write ``config.json``, ``model.safetensors`` and, when given, the tokenizer files
@@ -242,18 +235,16 @@ def save_pretrained(model: PreTrainedBert, directory: str | os.PathLike, tokeniz
     tied = _tied_names(model)
     state = {name: tensor.detach().contiguous().cpu()
              for name, tensor in model.state_dict().items() if name not in tied}
-    _write_atomically(directory / "model.safetensors",
-                      lambda path: save_file(state, str(path), metadata={"format": "pt"}))
+    with replacing(directory / "model.safetensors") as temporary:
+        save_file(state, str(temporary), metadata={"format": "pt"})
     values = model.config.to_dict()
     values["architectures"] = [type(model).__name__]
     if getattr(model, "num_labels", None) and model.config.id2label is None:
         values["id2label"] = {str(i): f"LABEL_{i}" for i in range(model.num_labels)}
         values["label2id"] = {f"LABEL_{i}": i for i in range(model.num_labels)}
-    _write_atomically(directory / "config.json",
-                      lambda path: path.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8"))
+    write_text_atomically(directory / "config.json", json.dumps(values, indent=2) + "\n")
     if tokenizer is not None:
         tokenizer.save(directory)
     if metadata is not None:
-        _write_atomically(directory / "bertforge.json",
-                          lambda path: path.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8"))
+        write_text_atomically(directory / "bertforge.json", json.dumps(metadata, indent=2) + "\n")
     return directory

@@ -23,14 +23,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from .errors import BertforgeError
+from .files import replacing, write_text_atomically
 
 TASKS = ("classification", "multi_label", "regression")
 
@@ -370,27 +369,6 @@ def _infer_task(metrics: dict) -> str:
 
 # --------------------------------------------------------------------------- safe writing
 
-@contextmanager
-def _replacing(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it over ``path`` on success."""
-    # Same directory, so os.replace is an atomic rename on one file system.
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _write_text_atomically(path: Path, text: str) -> Path:
-    with _replacing(path) as temporary:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-    return path
-
-
 def _jsonable(value):
     """Plain JSON types: numpy scalars and arrays unwrapped, NaN and infinity as null."""
     if isinstance(value, dict):
@@ -423,7 +401,7 @@ def write_metrics_json(path: str | os.PathLike, metrics: dict) -> Path:
     """
     path = Path(path)
     text = json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n"
-    return _write_text_atomically(path, text)
+    return write_text_atomically(path, text)
 
 
 # --------------------------------------------------------------------------- plots
@@ -442,7 +420,7 @@ def _new_figure(width: float, height: float):
 def _save_png(figure, path: str | os.PathLike, dpi: int = 110) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _replacing(path) as temporary:
+    with replacing(path) as temporary:
         figure.savefig(temporary, format="png", dpi=dpi)
     return path
 
@@ -769,6 +747,6 @@ def write_report(out_dir: str | os.PathLike, metrics: dict, history: list[dict] 
         if curves is not None:
             images["learning_curves"] = curves
     paths.update(images)
-    paths["report"] = _write_text_atomically(out_dir / "report.md",
+    paths["report"] = write_text_atomically(out_dir / "report.md",
                                              _report_markdown(title, metrics, history, names, images))
     return paths

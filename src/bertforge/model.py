@@ -4,11 +4,15 @@ Parameter names follow the standard BERT layout (``embeddings.word_embeddings``,
 ``encoder.layer.N.attention.self.query``, ``cls.predictions...``), so checkpoints
 from Google, Hugging Face or this package load without renaming.
 
-Speed comes from two habits:
+Speed comes from computing only what is read:
 - the encoder works on the real tokens only: padding is removed once after the
   mask is read, and restored only around attention (see ``padding.py``);
 - the masked-LM decoder, the largest matrix in pretraining, runs only at the
-  positions that carry a label.
+  positions that carry a label;
+- when only the pooled output is read (classifiers), the last layer computes
+  the [CLS] token alone;
+- the word-embedding gradient is added into a kept buffer rather than a fresh
+  vocabulary-sized tensor per step (``_WordLookup``).
 """
 
 from __future__ import annotations
@@ -567,6 +571,11 @@ def check_vocabulary(tokenizer_size: int, config: BertConfig, where: str) -> Non
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (only those that train, with ``trainable_only``).
+
+    >>> count_parameters(nn.Linear(4, 2))
+    10
+    """
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 

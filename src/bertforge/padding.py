@@ -37,10 +37,6 @@ class Unpadding:
         indices = torch.nonzero(mask.reshape(-1), as_tuple=True)[0]
         return cls(indices=indices, batch=batch, length=length)
 
-    @property
-    def tokens(self) -> int:
-        return self.indices.numel()
-
     def unpad(self, padded: torch.Tensor) -> torch.Tensor:
         """``(batch, length, ...)`` -> ``(tokens, ...)``."""
         flat = padded.reshape(self.batch * self.length, *padded.shape[2:])

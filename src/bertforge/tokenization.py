@@ -34,6 +34,7 @@ from tokenizers import Tokenizer as _Backend
 from tokenizers.models import WordPiece
 
 from .errors import BertforgeError
+from .files import write_text_atomically
 
 __all__ = ["Tokenizer", "Encoded", "DEFAULT_SPECIAL_TOKENS"]
 
@@ -565,10 +566,10 @@ class Tokenizer:
         }
         special_map = {f"{role}_token": token for role, token in names.items()}
 
-        _write_atomic(directory / "vocab.txt", "".join(t + "\n" for t, _ in by_id))
-        _write_atomic(directory / "tokenizer.json", json.dumps(state, ensure_ascii=False, indent=2))
-        _write_atomic(directory / "tokenizer_config.json", json.dumps(config, indent=2) + "\n")
-        _write_atomic(directory / "special_tokens_map.json", json.dumps(special_map, indent=2) + "\n")
+        write_text_atomically(directory / "vocab.txt", "".join(t + "\n" for t, _ in by_id))
+        write_text_atomically(directory / "tokenizer.json", json.dumps(state, ensure_ascii=False, indent=2))
+        write_text_atomically(directory / "tokenizer_config.json", json.dumps(config, indent=2) + "\n")
+        write_text_atomically(directory / "special_tokens_map.json", json.dumps(special_map, indent=2) + "\n")
         return directory
 
     def _tokenize_chinese_chars(self) -> bool:
@@ -654,12 +655,6 @@ def _token_name(value: Any) -> str | None:
     if isinstance(value, dict):
         value = value.get("content")
     return value if isinstance(value, str) and value else None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def _as_list(items: Any, what: str) -> list:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from ..config import BertConfig
 from ..data.batching import length_grouped_batches, sequence_lengths, trim_to_longest
 from ..data.labeled import LabelEncoder, LabeledData, read_labeled, stratified_split
 from ..errors import BertforgeError
+from ..files import replacing
 from ..evaluation import compute_metrics, format_summary, plot_sweep, primary_metric, sweep_table, write_report
 from ..inference import run_batched
 from ..layer import BertLayer
@@ -329,9 +329,8 @@ def finetune(settings: FineTuneSettings) -> dict[str, Any]:
     def keep_best(module: TrainableClassifier, metrics: dict) -> None:
         # On disk, not in memory: a resumed run must still end with the best weights.
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in module.model.state_dict().items()}
-        temporary = best_path.with_name(f".{best_path.name}.tmp")
-        save_file(state, str(temporary))
-        os.replace(temporary, best_path)
+        with replacing(best_path) as temporary:
+            save_file(state, str(temporary))
 
     loop = TrainingLoop(trainable, ClassifierBatches(train, settings.batch_size, settings.seed, cache), args, out,
                         evaluate=evaluate if val is not None else None, metric=metric,
@@ -396,8 +395,7 @@ def sweep_layers(settings: FineTuneSettings, values: list[str]) -> list[dict]:
     task's main one, on the test file when given, else on the validation split.
     """
     out = Path(settings.out)
-    metric, _ = primary_metric(settings.task or "classification")
-    rows = []
+    metric, rows = "accuracy", []
     for value in values:
         run = dataclasses.replace(settings, fine_tune_layers=value, out=str(out / f"layers-{value}"))
         result = finetune(run)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import time
 from contextlib import nullcontext
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import BertforgeError
+from ..files import replacing
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -200,9 +200,8 @@ class TrainingLoop:
             "fingerprint": self.fingerprint(),
         }
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        temporary = self.checkpoint_path.with_name(f".{CHECKPOINT_NAME}.tmp")
-        torch.save(payload, temporary)
-        os.replace(temporary, self.checkpoint_path)  # a kill never leaves half a checkpoint
+        with replacing(self.checkpoint_path) as temporary:  # a kill never leaves half a checkpoint
+            torch.save(payload, temporary)
 
     def load_checkpoint(self) -> bool:
         """Restore model, optimizer, schedule, random state and position; False if none."""
