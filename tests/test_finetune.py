@@ -267,3 +267,18 @@ def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(minilm_di
     a, b, c = (load_file(str(tmp_path / name / "model" / "model.safetensors")) for name in "abc")
     assert all(torch.equal(a[name], b[name]) for name in a)
     assert not torch.equal(a["classifier.weight"], c["classifier.weight"])
+
+
+def test_layerwise_learning_rates_shrink_going_down(minilm_dir):
+    from bertforge import BertForSequenceClassification, load_pretrained
+    from bertforge.training.finetune import layerwise_groups
+
+    model = load_pretrained(minilm_dir, BertForSequenceClassification, id2label={0: "a", 1: "b"})
+    trainable = TrainableClassifier(model, "all", "classification")
+    groups = layerwise_groups(trainable, learning_rate=1e-4, decay=0.5, weight_decay=0.01)
+    rate_of = {id(p): group["lr"] for group in groups for p in group["params"]}
+    assert rate_of[id(model.classifier.weight)] == pytest.approx(1e-4)
+    assert rate_of[id(model.bert.encoder.layer[5].output.dense.weight)] == pytest.approx(0.5e-4)
+    assert rate_of[id(model.bert.encoder.layer[0].output.dense.weight)] == pytest.approx(1e-4 * 0.5 ** 6)
+    assert rate_of[id(model.bert.embeddings.word_embeddings.weight)] == pytest.approx(1e-4 * 0.5 ** 7)
+    assert len(rate_of) == sum(1 for p in trainable.parameters() if p.requires_grad)
