@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU measurements in one prepared run (inference, fine-tuning, pretraining steps).
-# Expects a model directory and the TREC files where MODEL_DIR and BERTFORGE_DATA say;
-# writes each log under OUT (default: ./gpu-logs).
+# MODEL_DIR: a BERT model directory (all-MiniLM-L6-v2 for the published figures);
+# BERTFORGE_DATA: a folder holding trec/train.csv and trec/test.csv. The defaults point
+# at a git-ignored .gpu/ folder where a copy of both is placed for a GPU machine that
+# has neither the weights package nor the shared data. Logs go under OUT (./gpu-logs).
 set -u
 cd "$(dirname "$0")/.."
 export PYTHONPATH=src PYTHONUNBUFFERED=1
