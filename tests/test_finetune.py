@@ -89,7 +89,7 @@ def test_frozen_layer_cache_gives_the_same_logits(minilm_dir, question_files):
     encoder = LabelEncoder.fit(data)
     split = encode_split("train", data, Tokenizer.from_pretrained(minilm_dir), 64, encoder)
     model = load_pretrained(minilm_dir, BertForSequenceClassification, id2label=encoder.id2label)
-    trainable = TrainableClassifier(model, 2, "classification").eval()
+    trainable = TrainableClassifier(model, 2).eval()
     cache = FrozenCache.build(trainable.encoder, split.input_ids, split.input_mask, split.segment_ids,
                               batch_size=5, progress=False)
     with torch.no_grad():
@@ -274,7 +274,7 @@ def test_layerwise_learning_rates_shrink_going_down(minilm_dir):
     from bertforge.training.finetune import layerwise_groups
 
     model = load_pretrained(minilm_dir, BertForSequenceClassification, id2label={0: "a", 1: "b"})
-    trainable = TrainableClassifier(model, "all", "classification")
+    trainable = TrainableClassifier(model, "all")
     groups = layerwise_groups(trainable, learning_rate=1e-4, decay=0.5, weight_decay=0.01)
     rate_of = {id(p): group["lr"] for group in groups for p in group["params"]}
     assert rate_of[id(model.classifier.weight)] == pytest.approx(1e-4)

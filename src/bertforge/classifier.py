@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from scipy.special import expit, softmax
 
 from .checkpoints import load_pretrained, resolve_model_dir
 from .data.labeled import LabelEncoder, LabeledData, read_labeled, read_texts
@@ -23,15 +24,6 @@ from .evaluation import compute_metrics
 from .inference import run_batched
 from .model import BertForSequenceClassification, check_vocabulary
 from .tokenization import Tokenizer
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def _softmax(x: np.ndarray) -> np.ndarray:
-    shifted = np.exp(x - x.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 class Classifier:
@@ -106,11 +98,11 @@ class Classifier:
         if task == "regression":
             return [{"label": float(value)} for value in scores.reshape(len(scores), -1)[:, 0]]
         if task == "multi_label":
-            probabilities = _sigmoid(scores)
+            probabilities = expit(scores)
             return [{"label": [names[j] for j in np.flatnonzero(row > self.threshold)],
                      "probabilities": {name: round(float(p), 6) for name, p in zip(names, row)}}
                     for row in probabilities]
-        probabilities = _softmax(scores)
+        probabilities = softmax(scores, axis=-1)
         return [{"label": names[int(row.argmax())],
                  "probabilities": {name: round(float(p), 6) for name, p in zip(names, row)}}
                 for row in probabilities]

@@ -28,15 +28,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .data.labeled import PROBLEM_TYPES, TASKS
 from .errors import BertforgeError
 from .files import replacing, write_text_atomically
 
-TASKS = ("classification", "multi_label", "regression")
-
 # The model config speaks Hugging Face's `problem_type`; accept those names too.
-_TASK_ALIASES = {
-    "single_label_classification": "classification",
-    "multi_label_classification": "multi_label",
+_TASK_ALIASES = {problem: task for task, problem in PROBLEM_TYPES.items()} | {
     "multilabel": "multi_label",
     "multi-label": "multi_label",
 }

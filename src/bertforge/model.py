@@ -553,12 +553,22 @@ class BertForSequenceClassification(PreTrainedBert):
         return HeadOutput(loss=loss, logits=logits, pooled_output=pooled)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        problem = self.config.problem_type or "single_label_classification"
-        if problem == "regression":
-            return F.mse_loss(logits.float().squeeze(-1), labels.float().reshape(-1))
-        if problem == "multi_label_classification":
-            return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
-        return F.cross_entropy(logits.float(), _as_ids(labels).reshape(-1))
+        return classifier_loss(logits, labels, self.config.problem_type)
+
+
+def classifier_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: str | None,
+                    weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss ``problem_type`` calls for; ``weights`` are per-class (cross-entropy)
+    or per-label positive weights (binary cross-entropy).
+
+    >>> round(classifier_loss(torch.zeros(2, 3), torch.tensor([0, 2]), None).item(), 4)  # log(3)
+    1.0986
+    """
+    if problem_type == "regression":
+        return F.mse_loss(logits.float().squeeze(-1), labels.float().reshape(-1))
+    if problem_type == "multi_label_classification":
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float(), pos_weight=weights)
+    return F.cross_entropy(logits.float(), _as_ids(labels).reshape(-1), weight=weights)
 
 
 def check_vocabulary(tokenizer_size: int, config: BertConfig, where: str) -> None:
@@ -590,5 +600,6 @@ def model_flops_per_token(config: BertConfig, length: int) -> float:
 __all__ = [
     "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification",
     "BertOutput", "HeadOutput", "TokenLayout", "IGNORE_INDEX", "count_parameters", "check_vocabulary",
+    "classifier_loss",
     "model_flops_per_token",
 ]

@@ -44,9 +44,13 @@ __all__ = [
     "validate_training_labels",
     "stratified_split",
     "TASKS",
+    "PROBLEM_TYPES",
 ]
 
 TASKS = ("classification", "multi_label", "regression")
+# The same tasks under the names transformers' config.json gives them (``problem_type``).
+PROBLEM_TYPES = {"classification": "single_label_classification", "multi_label": "multi_label_classification",
+                 "regression": "regression"}
 
 # Column names that people give their text and label columns, most likely first.
 TEXT_COLUMN_NAMES = ("text", "sentence", "sentence1", "text_a", "review", "content", "document",
@@ -910,8 +914,7 @@ class LabelEncoder:
     @property
     def problem_type(self) -> str:
         """The ``transformers`` name of the task, for ``config.json``."""
-        return {"classification": "single_label_classification", "multi_label": "multi_label_classification",
-                "regression": "regression"}[self.task]
+        return PROBLEM_TYPES[self.task]
 
     def encode(self, data, unknown: str = "error") -> EncodedLabels:
         """Targets for ``data`` (a :class:`LabeledData` or a list of labels).
@@ -995,9 +998,8 @@ class LabelEncoder:
     @classmethod
     def from_dict(cls, saved: dict) -> "LabelEncoder":
         """The encoder saved by :meth:`to_dict`; also reads a ``config.json`` (``id2label``, ``problem_type``)."""
-        problem_types = {"single_label_classification": "classification",
-                         "multi_label_classification": "multi_label", "regression": "regression"}
-        task = saved.get("task") or problem_types.get(saved.get("problem_type") or "single_label_classification")
+        tasks = {problem: task for task, problem in PROBLEM_TYPES.items()}
+        task = saved.get("task") or tasks.get(saved.get("problem_type") or "single_label_classification")
         if task is None:
             raise BertforgeError(f"saved labels have an unknown problem_type {_show(saved.get('problem_type'))};"
                                  " re-save the model with bertforge")

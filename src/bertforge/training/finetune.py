@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -31,7 +30,7 @@ from ..files import replacing
 from ..evaluation import compute_metrics, format_summary, plot_sweep, primary_metric, sweep_table, write_report
 from ..inference import run_batched
 from ..layer import BertLayer
-from ..model import BertForSequenceClassification, HeadOutput, TokenLayout, check_vocabulary
+from ..model import BertForSequenceClassification, HeadOutput, TokenLayout, check_vocabulary, classifier_loss
 from ..tokenization import Tokenizer
 from .frozen_cache import FrozenCache
 from .loop import TrainingArguments, TrainingLoop, decay_groups, set_seed
@@ -118,12 +117,11 @@ class TrainableClassifier(nn.Module):
     the frozen layers (``frozen_tokens``, in the unpadded layout of ``input_mask``).
     """
 
-    def __init__(self, model: BertForSequenceClassification, fine_tune_layers, task: str,
+    def __init__(self, model: BertForSequenceClassification, fine_tune_layers,
                  loss_weights: torch.Tensor | None = None):
         super().__init__()
         self.model = model
         self.encoder = BertLayer(model.bert, fine_tune_layers=fine_tune_layers, output="pooled")
-        self.task = task
         self.register_buffer("loss_weights", loss_weights, persistent=False)
 
     def logits(self, input_ids=None, input_mask=None, segment_ids=None, frozen_tokens=None) -> torch.Tensor:
@@ -139,11 +137,7 @@ class TrainableClassifier(nn.Module):
         return HeadOutput(loss=None if labels is None else self.loss(logits, labels), logits=logits)
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if self.task == "regression":
-            return F.mse_loss(logits.float().squeeze(-1), labels.float())
-        if self.task == "multi_label":
-            return F.binary_cross_entropy_with_logits(logits.float(), labels.float(), pos_weight=self.loss_weights)
-        return F.cross_entropy(logits.float(), labels.long(), weight=self.loss_weights)
+        return classifier_loss(logits, labels, self.model.config.problem_type, self.loss_weights)
 
 
 def balanced_loss_weights(targets: np.ndarray, encoder: LabelEncoder) -> torch.Tensor | None:
@@ -295,7 +289,7 @@ def finetune(settings: FineTuneSettings) -> dict[str, Any]:
                             problem_type=encoder.problem_type)
     check_vocabulary(tokenizer.vocab_size, model.config, str(model_dir))
     weights = balanced_loss_weights(train.targets, encoder) if settings.class_weights else None
-    trainable = TrainableClassifier(model, settings.fine_tune_layers, encoder.task, weights).to(device)
+    trainable = TrainableClassifier(model, settings.fine_tune_layers, weights).to(device)
     labels = list(encoder.id2label.values())
     metric, higher_is_better = primary_metric(encoder.task)
 
