@@ -117,6 +117,114 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """FLOPs, device-hours, wall-clock hours and cost of a pretraining run: a model size, a token
+    count and a device. The time comes from --hours when known, from --measure (real steps timed
+    here), or from the device's datasheet peak x --utilization."""
+    from . import estimate
+
+    config = estimate.build_config(args.preset, args.model, layers=args.layers, hidden=args.hidden,
+                                   heads=args.heads, intermediate=args.intermediate,
+                                   vocab_size=args.vocab_size, max_positions=args.max_positions)
+    phases = estimate.plan_phases(config, args.tokens, args.steps, args.batch_size, args.seq_len)
+    # Everything cheap is checked before --measure spends its seconds.
+    price = estimate.parse_price(args.price) if args.price is not None else None
+    device = estimate.resolve_device(args.device, args.peak_tflops, measuring=args.measure)
+    rates = how = None
+    if args.measure:
+        rates, how = estimate.measure_phases(config, phases, args.devices, args.batch_size, args.measure_steps,
+                                             args.hours, args.mlm_fraction)
+    result = estimate.estimate_run(config, phases or None, device=device, devices=args.devices,
+                                   utilization=args.utilization, price=price, hours=args.hours,
+                                   mlm_fraction=args.mlm_fraction, tokens_per_second=rates,
+                                   name=args.model or args.preset or "base")
+    if args.json:
+        print(json.dumps({**result.to_dict(), "measurement": how}, indent=2))
+    else:
+        print(estimate.format_estimate(result, how))
+    return 0
+
+
+def cmd_vocab(args: argparse.Namespace) -> int:
+    """Train a WordPiece vocabulary on a corpus; writes vocab.txt and tokenizer.json with the BERT special tokens."""
+    from .data.corpus import corpus_files, read_documents
+    from .tokenization import Tokenizer
+
+    files = corpus_files(args.corpus)
+    plain = all(f.suffix != ".gz" for f in files)
+    # Plain files go to the tokenizers library whole (it reads them in parallel);
+    # compressed ones are streamed through the corpus reader.
+    source = [str(f) for f in files] if plain else (
+        " ".join(sentences) for sentences in read_documents(args.corpus, text_format="sentences"))
+    tokenizer = Tokenizer.train(source, vocab_size=args.vocab_size, lowercase=not args.cased,
+                                min_frequency=args.min_frequency, show_progress=not args.quiet)
+    out = tokenizer.save(args.out)
+    print(f"vocabulary: {tokenizer.vocab_size:,} tokens ({'cased' if args.cased else 'uncased'}) -> {out}")
+    return 0
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``20m``, ``1.5h`` or ``1h30m``.
+
+    >>> parse_duration("20m"), parse_duration("1h30m"), parse_duration("45")
+    (1200.0, 5400.0, 45.0)
+    """
+    import re
+
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        seconds = float(value)
+    else:
+        parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", value)
+        if not value or parts is None:
+            raise BertforgeError(f"time budget {text!r} is not understood; write e.g. 90s, 20m, 1.5h or 1h30m")
+        hours, minutes, secs = (float(g) if g else 0.0 for g in parts.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if seconds <= 0:
+        raise BertforgeError(f"time budget {text!r} must be more than zero")
+    return seconds
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Pretrain a BERT from scratch on your text (masked LM + a sentence-pair objective) and write a model directory.
+
+    Run it under torchrun for data-parallel training on several GPUs or processes."""
+    from .training.pretrain import PretrainSettings, pretrain
+
+    settings = PretrainSettings(
+        corpus=args.corpus, vocab=args.vocab, out=args.out, preset=args.preset, layers=args.layers,
+        heads=args.heads, hidden=args.hidden, intermediate=args.intermediate, seq_len=args.seq_len,
+        dropout=args.dropout, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm or None,
+        gradient_accumulation=args.gradient_accumulation, epochs=args.epochs, max_steps=args.max_steps,
+        time_budget=parse_duration(args.time_budget) if args.time_budget else None, mask_rate=args.mask_rate,
+        whole_word_masking=args.whole_word_masking, pair_objective=args.pair_objective, pair_rate=args.pair_rate,
+        held_out=args.held_out, eval_every=args.eval_every or None, checkpoint_every=args.checkpoint_every or None,
+        log_every=args.log_every, text_format=args.text_format, split_clauses=args.split_clauses,
+        shards_dir=args.shards, workers=args.workers, precision=args.precision, compile=args.compile,
+        device=args.device, seed=args.seed, resume=args.resume, progress=not args.quiet,
+    )
+    summary = pretrain(settings)
+    if summary:  # process 0
+        held = summary.get("held_out") or {}
+        figures = ", ".join(f"{key} {value}" for key, value in held.items() if key != "masked_tokens")
+        print(f"pretrained {summary['steps']} steps ({summary['stop_reason']}), "
+              f"{summary['tokens_per_second']:,.0f} tokens/s{'; held-out ' + figures if figures else ''}")
+        print(f"model: {args.out}")
+    return 0
+
+
+def cmd_fill_mask(args: argparse.Namespace) -> int:
+    """Print the model's top predictions for each [MASK] in a text."""
+    from .fill_mask import FillMask
+
+    filler = FillMask.load(args.model)
+    for index, options in enumerate(filler(args.text, top_k=args.top_k), 1):
+        listed = "  ".join(f"{p.token} {p.probability:.3f}" for p in options)
+        print(f"[MASK] {index}: {listed}")
+    return 0
+
+
 def _add_column_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-column", help="name or 0-based position of the text column")
     parser.add_argument("--text-pair-column", help="second text, for pair tasks")
@@ -224,6 +332,123 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device")
     predict.add_argument("--quiet", action="store_true")
     predict.set_defaults(run=cmd_predict)
+
+    from .estimate import DEFAULT_MLM_FRACTION, DEFAULT_UTILIZATION, DEVICES
+
+    estimate = commands.add_parser(
+        "estimate", help="FLOPs, device-hours and cost of a pretraining run", description=cmd_estimate.__doc__,
+        epilog="example (BERT-Large as Devlin et al. pretrained it: 16 TPU devices x 96 h x $4.50-$8.00 = "
+               "$6,912-$12,288): bertforge estimate --preset large --steps 900000,100000 --batch-size 256 "
+               "--seq-len 128,512 --device tpu-v3 --devices 16 --hours 96 --price 4.50-8.00",
+    )
+    size = estimate.add_argument_group("model size")
+    which = size.add_mutually_exclusive_group()
+    which.add_argument("--preset", help="tiny, mini, small, medium, base or large (default: base)")
+    which.add_argument("--model", help="a model directory or its config.json")
+    size.add_argument("--layers", type=int)
+    size.add_argument("--hidden", type=int, help="heads and intermediate follow (hidden/64, 4 x hidden) unless given")
+    size.add_argument("--heads", type=int)
+    size.add_argument("--intermediate", type=int)
+    size.add_argument("--vocab-size", type=int)
+    size.add_argument("--max-positions", type=int, help="position table size (longest --seq-len allowed)")
+    amount = estimate.add_argument_group("token count (commas separate phases, e.g. --seq-len 128,512)")
+    amount.add_argument("--tokens", help="token positions to train on: 3.3e9, 128B, 3.3G, 500M, 20k")
+    amount.add_argument("--steps", help="optimizer steps (with --batch-size)")
+    amount.add_argument("--batch-size", help="sequences per step, all devices together")
+    amount.add_argument("--seq-len", help="sequence length (default: 128)")
+    amount.add_argument("--mlm-fraction", type=float, default=DEFAULT_MLM_FRACTION,
+                        help="share of positions the MLM decoder runs on (1 for implementations that decode all)")
+    hardware = estimate.add_argument_group("devices, time and price")
+    hardware.add_argument("--device", help=f"one of {', '.join(DEVICES)} (default: h100; with --measure, this machine)")
+    hardware.add_argument("--devices", type=int, default=1, help="how many devices train together")
+    hardware.add_argument("--peak-tflops", type=float, help="dense peak per device, for a device not in the table")
+    hardware.add_argument("--utilization", type=float, default=DEFAULT_UTILIZATION,
+                          help="share of the peak turned into model FLOPs (default %(default)s)")
+    hardware.add_argument("--hours", type=float, help="known wall-clock duration: cost = devices x hours x price")
+    hardware.add_argument("--price", help="per device-hour: 4.50, or a range 4.50-8.00")
+    hardware.add_argument("--measure", action="store_true",
+                          help="time real training steps here (cuda if available, else cpu) instead of the datasheet")
+    hardware.add_argument("--measure-steps", type=int, default=5, help="timed steps, after 2 warm-up steps")
+    estimate.add_argument("--json", action="store_true", help="machine-readable output")
+    estimate.set_defaults(run=cmd_estimate)
+
+    vocab = commands.add_parser(
+        "vocab", help="train a WordPiece vocabulary on a corpus", description=cmd_vocab.__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="example: bertforge vocab poe.txt --vocab-size 8000 --cased --out runs/poe-vocab",
+    )
+    vocab.add_argument("corpus", nargs="+", help="text files, folders or globs (.gz too)")
+    vocab.add_argument("--vocab-size", type=int, default=30522)
+    vocab.add_argument("--cased", action="store_true", help="keep upper case (default: lower-case everything)")
+    vocab.add_argument("--min-frequency", type=int, default=2, help="rarest pair the trainer will merge")
+    vocab.add_argument("--out", required=True, help="directory for vocab.txt and tokenizer.json")
+    vocab.add_argument("--quiet", action="store_true")
+    vocab.set_defaults(run=cmd_vocab)
+
+    pretrain = commands.add_parser(
+        "pretrain", help="pretrain a BERT from scratch on your text", description=cmd_pretrain.__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="example: bertforge pretrain poe.txt --vocab runs/poe-vocab --out runs/poe-bert "
+               "--preset mini --time-budget 20m   (several GPUs: torchrun --nproc-per-node 4 -m bertforge "
+               "pretrain ...)",
+    )
+    pretrain.add_argument("corpus", nargs="+", help="text files, folders or globs (.gz too); a blank line ends a "
+                                                   "document")
+    pretrain.add_argument("--vocab", required=True, help="directory from bertforge vocab (or any BERT vocabulary)")
+    pretrain.add_argument("--out", required=True, help="model directory to write (checkpoints and logs too)")
+    model = pretrain.add_argument_group("model")
+    model.add_argument("--preset", default="mini", choices=["tiny", "mini", "small", "medium", "base", "large"],
+                       help="2x128, 4x256, 4x512, 8x512, 12x768, 24x1024 (layers x hidden)")
+    model.add_argument("--layers", type=int)
+    model.add_argument("--heads", type=int, help="default hidden / 64")
+    model.add_argument("--hidden", type=int)
+    model.add_argument("--intermediate", type=int, help="default 4 x hidden")
+    model.add_argument("--seq-len", type=int, default=128)
+    model.add_argument("--dropout", type=float, help="hidden and attention dropout (default 0.1)")
+    data = pretrain.add_argument_group("data and objectives")
+    data.add_argument("--mask-rate", type=float, default=0.15)
+    data.add_argument("--whole-word-masking", action="store_true", help="mask all pieces of a word together")
+    data.add_argument("--pair-objective", choices=["nsp", "sop", "none"], default="nsp",
+                      help="next-sentence prediction, sentence-order prediction, or none (sequences packed full)")
+    data.add_argument("--pair-rate", type=float, default=0.5, help="share of random-next (nsp) or swapped (sop) pairs")
+    data.add_argument("--held-out", type=float, default=0.01, help="fraction of documents kept for evaluation")
+    data.add_argument("--text-format", choices=["auto", "sentences", "prose"], default="auto",
+                      help="one sentence per line, or prose to split into sentences")
+    data.add_argument("--split-clauses", action="store_true",
+                      help="also split sentences at commas, semicolons and dashes")
+    data.add_argument("--shards", help="where token shards are kept (default: the user cache)")
+    data.add_argument("--workers", type=int, help="processes for sentence splitting (default: all cores)")
+    training = pretrain.add_argument_group("training")
+    training.add_argument("--batch-size", type=int, default=32, help="sequences per step, all processes together")
+    training.add_argument("--learning-rate", type=float, default=5e-4)
+    training.add_argument("--weight-decay", type=float, default=0.01)
+    training.add_argument("--warmup-ratio", type=float, default=0.06)
+    training.add_argument("--max-grad-norm", type=float, default=1.0, help="0 turns clipping off")
+    training.add_argument("--gradient-accumulation", type=int, default=1)
+    ends = training.add_mutually_exclusive_group()
+    ends.add_argument("--max-steps", type=int)
+    ends.add_argument("--epochs", type=int)
+    ends.add_argument("--time-budget", help="train until this much time has passed: 90s, 20m, 1.5h")
+    training.add_argument("--eval-every", type=int, default=500, help="steps between held-out evaluations")
+    training.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
+    training.add_argument("--log-every", type=int, default=50)
+    training.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                          help="auto: bf16 on a GPU, fp32 on a CPU")
+    training.add_argument("--compile", action="store_true", help="run the model through torch.compile")
+    training.add_argument("--device", help="cpu or cuda (default: a GPU when there is one)")
+    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    training.add_argument("--quiet", action="store_true", help="no progress bars")
+    pretrain.set_defaults(run=cmd_pretrain)
+
+    fill = commands.add_parser(
+        "fill-mask", help="show a model's predictions for [MASK] tokens", description=cmd_fill_mask.__doc__,
+        epilog='example: bertforge fill-mask --model runs/poe-bert "The [MASK] of Amontillado"',
+    )
+    fill.add_argument("--model", required=True, help="pretrained model directory")
+    fill.add_argument("text", help="text with one or more [MASK]")
+    fill.add_argument("--top-k", type=int, default=5)
+    fill.set_defaults(run=cmd_fill_mask)
     return parser
 
 

@@ -30,6 +30,11 @@ from .padding import Unpadding
 
 IGNORE_INDEX = -100  # label value for positions without a target (as in torch's losses)
 
+try:  # flash-attention on variable-length rows, in recent torch builds with CUDA
+    from torch.nn.attention.varlen import varlen_attn as _varlen_attn
+except ImportError:  # pragma: no cover - older torch
+    _varlen_attn = None
+
 
 def activation(name: str):
     if name == "gelu":
@@ -53,13 +58,25 @@ class TokenLayout:
     length: int
     unpadding: Unpadding | None
     key_mask: torch.Tensor | None  # (batch, 1, 1, length), True where a key may be attended
+    cu_seqlens: torch.Tensor | None = None  # set when known without a device sync (see Unpadding)
+    max_seqlen: int | None = None
 
     @classmethod
-    def from_mask(cls, input_mask: torch.Tensor | None, batch: int, length: int) -> "TokenLayout":
+    def from_mask(cls, input_mask: torch.Tensor | None, batch: int, length: int,
+                  unpadding: Unpadding | None = None) -> "TokenLayout":
+        """``unpadding`` made ahead from the same mask (on the CPU, by the data
+        pipeline) saves reading the mask back from a GPU."""
+        if unpadding is not None:
+            if unpadding.indices.numel() == batch * length:
+                return cls(batch, length, None, None, unpadding.cu_seqlens, unpadding.max_seqlen)
+            mask = input_mask.bool() if input_mask is not None else None
+            return cls(batch, length, unpadding, None if mask is None else mask[:, None, None, :],
+                       unpadding.cu_seqlens, unpadding.max_seqlen)
         if input_mask is None or bool(input_mask.all()):
             return cls(batch, length, None, None)
         mask = input_mask.bool()
-        return cls(batch, length, Unpadding.from_mask(mask), mask[:, None, None, :])
+        unpadding = Unpadding.from_mask(mask)
+        return cls(batch, length, unpadding, mask[:, None, None, :], unpadding.cu_seqlens, unpadding.max_seqlen)
 
     def unpad(self, padded: torch.Tensor) -> torch.Tensor:
         if self.unpadding is None:
@@ -71,8 +88,22 @@ class TokenLayout:
             return tokens.reshape(self.batch, self.length, *tokens.shape[1:])
         return self.unpadding.pad(tokens)
 
+    def padded_positions(self, token_positions: torch.Tensor) -> torch.Tensor:
+        """Token-list indices -> flat ``batch * length`` positions."""
+        if self.unpadding is None:
+            return token_positions
+        return self.unpadding.indices.index_select(0, token_positions)
+
+    def variable_length_attention(self, tokens: torch.Tensor) -> bool:
+        """Whether attention can run on the token list with a variable-length kernel:
+        on a GPU, in half precision, when the row starts are known."""
+        return (_varlen_attn is not None and self.cu_seqlens is not None and tokens.is_cuda
+                and self.max_seqlen is not None)
+
     def first_tokens(self) -> torch.Tensor:
         """Index of each row's first real token in the unpadded token list."""
+        if self.cu_seqlens is not None:
+            return self.cu_seqlens[:-1].long()
         starts = torch.arange(self.batch) * self.length
         if self.unpadding is None:
             return starts
@@ -165,7 +196,15 @@ class BertSelfAttention(nn.Module):
             # checkpoint names are standard, the work is fused.
             weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
             bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
-            qkv = layout.pad(F.linear(tokens, weight, bias))
+            qkv = F.linear(tokens, weight, bias)
+            if (not dropout and qkv.dtype in (torch.float16, torch.bfloat16)
+                    and layout.variable_length_attention(qkv)):
+                # The padding never comes back: attention runs on the token list.
+                q, k, v = qkv.view(-1, 3, self.num_heads, self.head_size).unbind(1)
+                context = _varlen_attn(q, k, v, layout.cu_seqlens, layout.cu_seqlens,
+                                       layout.max_seqlen, layout.max_seqlen)
+                return context.reshape(tokens.shape[0], -1)
+            qkv = layout.pad(qkv)
             qkv = qkv.view(layout.batch, layout.length, 3, self.num_heads, self.head_size)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, length, head_size)
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.key_mask, dropout_p=dropout)
@@ -338,7 +377,7 @@ class BertModel(PreTrainedBert):
     # The three steps are public so BertLayer can run frozen blocks apart from
     # trainable ones, and cache what the frozen ones produce.
 
-    def layout(self, input_ids, input_mask=None, segment_ids=None):
+    def layout(self, input_ids, input_mask=None, segment_ids=None, unpadding: Unpadding | None = None):
         """Validate the inputs and work out the token layout: ``(ids, segments, layout)``."""
         input_ids = _as_ids(input_ids)
         if input_ids.dim() != 2:
@@ -363,7 +402,7 @@ class BertModel(PreTrainedBert):
                 raise BertforgeError(
                     f"{name} has shape {tuple(tensor.shape)} but input_ids has {tuple(input_ids.shape)}"
                 )
-        return input_ids, segment_ids, TokenLayout.from_mask(input_mask, batch, length)
+        return input_ids, segment_ids, TokenLayout.from_mask(input_mask, batch, length, unpadding)
 
     def finish(self, tokens: torch.Tensor, layout: TokenLayout) -> BertOutput:
         """Restore the padded layout and apply the pooler."""
@@ -372,18 +411,28 @@ class BertModel(PreTrainedBert):
         return BertOutput(sequence_output, pooled)
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, *, pooled_only: bool = False,
-                attention_mask=None, token_type_ids=None) -> BertOutput:
+                attention_mask=None, token_type_ids=None, unpadding: Unpadding | None = None) -> BertOutput:
         """``pooled_only`` skips the sequence output (it comes back None) and computes
-        the last layer for [CLS] alone: the fast path for sentence classifiers."""
+        the last layer for [CLS] alone: the fast path for sentence classifiers.
+        ``unpadding``: the layout of ``input_mask`` worked out ahead on the CPU."""
+        tokens, layout = self.encode(input_ids, input_mask, segment_ids, pooled_only=pooled_only,
+                                     attention_mask=attention_mask, token_type_ids=token_type_ids,
+                                     unpadding=unpadding)
+        if pooled_only and self.pooler is not None:
+            return BertOutput(None, self.pooler(tokens))
+        return self.finish(tokens, layout)
+
+    def encode(self, input_ids, input_mask=None, segment_ids=None, *, pooled_only: bool = False,
+               attention_mask=None, token_type_ids=None, unpadding: Unpadding | None = None):
+        """The encoder's output as a token list ``(tokens, hidden)`` with its layout,
+        before padding is restored: what the pretraining heads read."""
         # attention_mask / token_type_ids: the names transformers users type.
         input_mask = input_mask if input_mask is not None else attention_mask
         segment_ids = segment_ids if segment_ids is not None else token_type_ids
-        input_ids, segment_ids, layout = self.layout(input_ids, input_mask, segment_ids)
+        input_ids, segment_ids, layout = self.layout(input_ids, input_mask, segment_ids, unpadding)
         tokens = self.embeddings(input_ids, segment_ids, layout)
-        if pooled_only and self.pooler is not None:
-            return BertOutput(None, self.pooler(self.encoder(tokens, layout, first_token_only=True)))
-        tokens = self.encoder(tokens, layout)
-        return self.finish(tokens, layout)
+        first_token_only = pooled_only and self.pooler is not None
+        return self.encoder(tokens, layout, first_token_only=first_token_only), layout
 
 
 # -- heads ------------------------------------------------------------------------------
@@ -444,16 +493,22 @@ class HeadOutput:
     pooled_output: torch.Tensor | None = None
 
 
-def _masked_lm(head: BertLMPredictionHead, sequence_output: torch.Tensor, labels: torch.Tensor | None):
-    """Logits and loss of the masked LM, computed only where a label is set."""
+def _masked_lm(head: BertLMPredictionHead, tokens: torch.Tensor, layout: TokenLayout, labels: torch.Tensor | None,
+               positions: torch.Tensor | None = None):
+    """Logits and loss of the masked LM, computed only where a label is set.
+
+    ``tokens`` is the encoder's token list; ``positions`` (indices into it of the
+    labelled tokens, worked out ahead on the CPU) saves a device sync. Returns
+    the logits, the loss and the labelled positions in the padded batch.
+    """
     if labels is None:
-        return head(sequence_output), None, None
-    labels = _as_ids(labels)
-    positions = torch.nonzero(labels.reshape(-1) != IGNORE_INDEX, as_tuple=True)[0]
-    hidden = sequence_output.reshape(-1, sequence_output.shape[-1]).index_select(0, positions)
-    logits = head(hidden)
-    loss = F.cross_entropy(logits.float(), labels.reshape(-1).index_select(0, positions))
-    return logits, loss, positions
+        return head(layout.pad(tokens)), None, None
+    labels = layout.unpad(_as_ids(labels).to(tokens.device))
+    if positions is None:
+        positions = torch.nonzero(labels != IGNORE_INDEX, as_tuple=True)[0]
+    logits = head(tokens.index_select(0, positions))
+    loss = F.cross_entropy(logits.float(), labels.index_select(0, positions))
+    return logits, loss, layout.padded_positions(positions)
 
 
 class BertForPreTraining(PreTrainedBert):
@@ -478,10 +533,15 @@ class BertForPreTraining(PreTrainedBert):
         self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, masked_lm_labels=None,
-                next_sentence_label=None, **aliases) -> HeadOutput:
+                next_sentence_label=None, masked_lm_positions=None, **aliases) -> HeadOutput:
+        """``masked_lm_positions``: where the labelled tokens sit in the token list
+        (made by the data pipeline, see ``PretrainingBatches``)."""
         masked_lm_labels = masked_lm_labels if masked_lm_labels is not None else aliases.pop("labels", None)
-        sequence_output, pooled = self.bert(input_ids, input_mask, segment_ids, **aliases)
-        prediction_logits, mlm_loss, positions = _masked_lm(self.cls.predictions, sequence_output, masked_lm_labels)
+        tokens, layout = self.bert.encode(input_ids, input_mask, segment_ids, **aliases)
+        prediction_logits, mlm_loss, positions = _masked_lm(
+            self.cls.predictions, tokens, layout, masked_lm_labels, masked_lm_positions)
+        pooled = self.bert.pooler(tokens.index_select(0, layout.first_tokens().to(tokens.device)))
+        sequence_output = layout.pad(tokens)
         pair_logits = self.cls.seq_relationship(pooled)
         pair_loss = None
         if next_sentence_label is not None:
@@ -513,12 +573,14 @@ class BertForMaskedLM(PreTrainedBert):
         self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, masked_lm_labels=None,
-                **aliases) -> HeadOutput:
+                masked_lm_positions=None, **aliases) -> HeadOutput:
         masked_lm_labels = masked_lm_labels if masked_lm_labels is not None else aliases.pop("labels", None)
-        sequence_output, _ = self.bert(input_ids, input_mask, segment_ids, **aliases)
-        logits, loss, positions = _masked_lm(self.cls.predictions, sequence_output, masked_lm_labels)
+        aliases.pop("next_sentence_label", None)  # batches made for a pair objective also fit here
+        tokens, layout = self.bert.encode(input_ids, input_mask, segment_ids, **aliases)
+        logits, loss, positions = _masked_lm(self.cls.predictions, tokens, layout, masked_lm_labels,
+                                             masked_lm_positions)
         return HeadOutput(loss=loss, prediction_logits=logits, mlm_loss=loss,
-                          masked_positions=positions, sequence_output=sequence_output)
+                          masked_positions=positions, sequence_output=layout.pad(tokens))
 
 
 class BertForSequenceClassification(PreTrainedBert):

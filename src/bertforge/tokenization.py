@@ -298,6 +298,39 @@ class Tokenizer:
             self._configure(None)
             return self._backend.encode(text, add_special_tokens=False).tokens
 
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """WordPiece ids of many texts, in parallel, without special tokens or truncation.
+
+        This is how a pretraining corpus is tokenized: sentences are joined into
+        sequences later, so each keeps all of its tokens.
+
+        >>> tok = Tokenizer.train(["red green blue"] * 20, vocab_size=40)
+        >>> [len(ids) for ids in tok.token_ids(["red", "green blue red"])]
+        [1, 3]
+        """
+        texts = _as_list(texts, "texts")
+        _check_texts(texts, "texts")
+        with self._lock:
+            self._configure(None)
+            encodings = self._encode_many(texts, add_special_tokens=False)
+        return [encoding.ids for encoding in encodings]
+
+    def continuation_mask(self) -> np.ndarray:
+        """Boolean array over ids: True for word pieces that continue a word (``##...``).
+
+        Whole-word masking reads it to keep the pieces of one word together.
+
+        >>> tok = Tokenizer.train(["playing played plays player"] * 20, vocab_size=45)
+        >>> mask = tok.continuation_mask()
+        >>> bool(mask[tok.cls_id]), mask.shape == (tok.vocab_size,)
+        (False, True)
+        """
+        mask = np.zeros(self.vocab_size, dtype=bool)
+        for token, index in self.vocab.items():
+            if token.startswith("##") and index < self.vocab_size:
+                mask[index] = True
+        return mask
+
     def convert_tokens_to_ids(self, tokens: str | Iterable[str]) -> int | list[int]:
         """Id of a token (or list of ids); unknown tokens give ``unk_id``."""
         lookup, unk = self._backend.token_to_id, self.unk_id

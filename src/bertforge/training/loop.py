@@ -5,6 +5,12 @@ a :class:`BatchSource` that can replay any epoch from any batch. That is enough
 for precision, gradient accumulation, a warmup-then-decay schedule, clipping,
 periodic evaluation, early stopping, and checkpoints from which a killed run
 resumes to the same weights as a run never stopped.
+
+Under ``torchrun`` (``torch.distributed`` initialised by the job) the model is
+wrapped in DistributedDataParallel: each process runs its own share of every
+batch, gradients are averaged, and process 0 alone evaluates, logs and writes
+checkpoints; decisions to stop are taken together so all processes stop at the
+same step.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from torch import nn
 
 from ..errors import BertforgeError
 from ..files import replacing
+from . import distributed
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -78,6 +85,11 @@ class TrainingArguments:
     def warmup_steps(self, total_steps: int) -> int:
         return int(round(self.warmup_ratio * total_steps))
 
+    @property
+    def budget_schedule(self) -> bool:
+        """A time budget without a step count: warmup and decay follow the clock."""
+        return self.time_budget is not None and self.max_steps is None and self.epochs is None
+
 
 def set_seed(seed: int) -> None:
     random.seed(seed)
@@ -114,6 +126,7 @@ class TrainingState:
     batch: int = 0  # next batch to run within ``epoch``
     step: int = 0  # optimizer updates so far
     examples: int = 0
+    tokens: int = 0  # real (non-padding) tokens this process trained on
     train_seconds: float = 0.0
     best_metric: float | None = None
     best_step: int | None = None
@@ -131,13 +144,17 @@ class TrainingLoop:
     ``on_best(model, metrics)`` is called each time it improves, so the job can
     keep the best weights. ``param_groups`` overrides the default AdamW groups
     (layer-wise learning-rate decay builds its own).
+    ``run_identity`` adds what else a checkpoint must match to be resumed (the
+    job's data and objective settings). ``compile_model`` runs the batches
+    through ``torch.compile``.
     """
 
     def __init__(self, model: nn.Module, source: BatchSource, args: TrainingArguments, output_dir: str | Path,
                  evaluate: Callable[[nn.Module], dict] | None = None, metric: str | None = None,
                  greater_is_better: bool = True, on_best: Callable[[nn.Module, dict], None] | None = None,
                  param_groups: list[dict] | None = None, progress: bool = True, device: str | torch.device = "cpu",
-                 batch_examples: Callable[[dict], int] | None = None):
+                 batch_examples: Callable[[dict], int] | None = None, compile_model: bool = False,
+                 run_identity: dict | None = None):
         self.model = model
         self.device = torch.device(device)
         self.source = source
@@ -148,15 +165,23 @@ class TrainingLoop:
         self.greater_is_better = greater_is_better
         self.on_best = on_best
         self.progress = progress
+        self.run_identity = run_identity or {}  # what else a checkpoint must match (data, objectives)
         self.batch_examples = batch_examples or (lambda batch: len(next(iter(batch.values()))))
         model.to(self.device)  # before the optimizer, so its state lives where the weights do
         groups = param_groups or decay_groups(model, args.weight_decay, args.learning_rate)
         if not groups:
             raise BertforgeError("nothing to train: every parameter is frozen")
         self.optimizer = torch.optim.AdamW(groups, lr=args.learning_rate, fused=args.fused_optimizer or None)
+        self.base_learning_rates = [group["lr"] for group in self.optimizer.param_groups]
         self.total_steps = self._planned_steps()
-        schedule = warmup_linear_decay(args.warmup_steps(self.total_steps), self.total_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.schedule = warmup_linear_decay(args.warmup_steps(self.total_steps), self.total_steps)
+        self.rank, self.world_size = distributed.rank(), distributed.world_size()
+        self.is_main = self.rank == 0
+        # What runs the batches: the model itself, or its data-parallel / compiled wrapper.
+        # Checkpoints, evaluation and the caller keep working on ``self.model``.
+        self.runner = distributed.wrap(model, self.device) if self.world_size > 1 else model
+        if compile_model:
+            self.runner = torch.compile(self.runner, dynamic=True)
         self.state = TrainingState()
         self.postfix: dict[str, str] = {}  # live figures shown on the progress bar
 
@@ -169,8 +194,20 @@ class TrainingLoop:
             candidates.append(per_epoch * self.args.epochs)
         if self.args.max_steps is not None:
             candidates.append(self.args.max_steps)
-        # A time budget alone: plan on max_steps if given, else a long run the budget cuts.
-        return max(1, min(candidates)) if candidates else max(1, per_epoch * 1000)
+        # A time budget alone: the schedule runs on the clock (see learning_rate_factor),
+        # in units of 1/10000 of the budget.
+        return max(1, min(candidates)) if candidates else 10_000
+
+    def learning_rate_factor(self) -> float:
+        """Where the warmup-then-decay schedule stands: by step, or by time spent of a budget."""
+        if self.args.budget_schedule:
+            spent = min(1.0, self.state.train_seconds / self.args.time_budget)
+            return self.schedule(int(spent * self.total_steps))
+        return self.schedule(self.state.step)
+
+    @property
+    def learning_rate(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
 
     @property
     def checkpoint_path(self) -> Path:
@@ -184,13 +221,12 @@ class TrainingLoop:
                     if key not in ("eval_every", "checkpoint_every", "log_every", "early_stopping_patience")}
         shapes = {name: list(p.shape) for name, p in self.model.named_parameters() if p.requires_grad}
         return {"settings": settings, "batches_per_epoch": len(self.source), "total_steps": self.total_steps,
-                "trainable": shapes}
+                "trainable": shapes, **self.run_identity}
 
     def save_checkpoint(self) -> None:
         payload = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
             "state": asdict(self.state),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -202,6 +238,12 @@ class TrainingLoop:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         with replacing(self.checkpoint_path) as temporary:  # a kill never leaves half a checkpoint
             torch.save(payload, temporary)
+
+    def _save_checkpoint_once(self) -> None:
+        """Process 0 writes; the others wait until the file is complete."""
+        if self.is_main:
+            self.save_checkpoint()
+        distributed.barrier()
 
     def load_checkpoint(self) -> bool:
         """Restore model, optimizer, schedule, random state and position; False if none."""
@@ -221,7 +263,6 @@ class TrainingLoop:
             )
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
         self.state = TrainingState(**payload["state"])
         torch.set_rng_state(payload["torch_rng"])
         if payload["cuda_rng"] and torch.cuda.is_available():
@@ -238,18 +279,32 @@ class TrainingLoop:
         return nullcontext()
 
     def _to_device(self, batch: dict) -> dict:
-        return {key: value.to(self.device, non_blocking=True) if isinstance(value, torch.Tensor) else value
-                for key, value in batch.items()}
+        """Tensors (and layouts made of tensors) to the device, without waiting for it."""
+        pin = self.device.type == "cuda"  # a copy from pinned memory runs behind the host
+        moved = {}
+        for key, value in batch.items():
+            if isinstance(value, torch.Tensor):
+                if pin and value.device.type == "cpu":
+                    value = value.pin_memory()
+                value = value.to(self.device, non_blocking=True)
+            elif hasattr(value, "to") and not isinstance(value, nn.Module):
+                value = value.to(self.device, non_blocking=True)
+            moved[key] = value
+        return moved
 
     def _log(self, record: dict) -> None:
         self.state.history.append(record)
+        if not self.is_main:
+            return
         self.output_dir.mkdir(parents=True, exist_ok=True)
         with open(self.output_dir / "log.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
     def _run_evaluation(self) -> bool:
-        """Evaluate, remember the best, and say whether early stopping fires."""
+        """Evaluate, remember the best, and say whether early stopping fires (process 0 decides)."""
         if self.evaluate is None:
+            return False
+        if not self.is_main:
             return False
         was_training = self.model.training
         self.model.eval()
@@ -292,37 +347,43 @@ class TrainingLoop:
                 f"{self.output_dir}: holds the checkpoint of an earlier run; pass --resume to continue it, "
                 "or use a new output directory"
             )
+        distributed.barrier()  # no process may find the checkpoint that another is about to write
         resumed = resume and self.load_checkpoint()
         if resumed and self.state.finished:
             return self.state
         if not resumed:
             set_seed(self.args.seed)
-            (self.output_dir / "log.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
+            if self.is_main:
+                (self.output_dir / "log.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
         self.model.to(self.device).train()
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=self.total_steps, initial=self.state.step, disable=not self.progress,
+        bar = tqdm(total=self.total_steps, initial=self.state.step, disable=not (self.progress and self.is_main),
                    unit="step", dynamic_ncols=True, leave=True)
         accumulation = self.args.gradient_accumulation
-        running_loss, running_count = 0.0, 0
+        window = _Window()
         stop = None
         epochs = self.args.epochs if self.args.epochs is not None else 10**9
         while stop is None and self.state.epoch < epochs:
             started = time.perf_counter()
             micro = 0
             for batch in self.source.epoch(self.state.epoch, self.state.batch):
-                batch = self._to_device(batch)
-                with self._autocast():
-                    loss = self.model(**batch).loss
-                (loss / accumulation).backward()
-                # Summed on the device: reading it every step would stall a GPU.
-                running_loss = running_loss + loss.detach().float()
-                running_count += 1
+                self.state.tokens += _real_tokens(batch)  # counted on the host copy: no device sync
                 self.state.examples += self.batch_examples(batch)
+                batch = self._to_device(batch)
                 self.state.batch += 1
                 micro += 1
                 last_of_epoch = self.state.batch >= len(self.source)
-                if micro % accumulation and not last_of_epoch:
+                updates = not (micro % accumulation) or last_of_epoch
+                # Gradients are averaged across processes only on the batch that updates.
+                with nullcontext() if updates or self.world_size == 1 else self.runner.no_sync():
+                    with self._autocast():
+                        loss = self.runner(**batch).loss
+                    (loss / accumulation).backward()
+                # Summed on the device: reading it every step would stall a GPU.
+                window.loss = window.loss + loss.detach().float()
+                window.batches += 1
+                if not updates:
                     continue
                 self._optimizer_step()
                 bar.update(1)
@@ -330,13 +391,8 @@ class TrainingLoop:
                 self.state.train_seconds += now - started
                 started = now
                 if self.state.step % self.args.log_every == 0 or last_of_epoch:
-                    mean_loss = float(running_loss) / max(1, running_count)
-                    running_loss, running_count = 0.0, 0
-                    self._log({"step": self.state.step, "epoch": self.state.epoch, "train_loss": mean_loss,
-                               "learning_rate": self.scheduler.get_last_lr()[0],
-                               "elapsed_s": round(self.state.train_seconds, 3)})
-                    self.postfix["loss"] = f"{mean_loss:.4f}"
-                    bar.set_postfix(self.postfix, refresh=False)
+                    self._log_training(window, bar)
+                    window = _Window()
                 if last_of_epoch:
                     self.state.epoch += 1
                     self.state.batch = 0
@@ -347,19 +403,39 @@ class TrainingLoop:
             if stop_after_steps is not None and self.state.step >= stop_after_steps and stop is None:
                 bar.close()
                 return self.state
+        if window.batches:
+            self._log_training(window, bar)
         bar.close()
         self.state.finished = True
         self.state.stop_reason = stop or "epochs"
-        self.save_checkpoint()
+        self._save_checkpoint_once()
         return self.state
 
+    def _log_training(self, window: "_Window", bar) -> None:
+        # One collective per log line: the loss of every process, and the tokens of all.
+        loss, batches, tokens = distributed.sum_over_processes(
+            [float(window.loss), window.batches, self.state.tokens])
+        mean_loss = loss / max(1, batches)
+        seconds = max(self.state.train_seconds, 1e-9)
+        self._log({"step": self.state.step, "epoch": self.state.epoch, "train_loss": mean_loss,
+                   "learning_rate": self.learning_rate, "tokens": int(tokens),
+                   "tokens_per_second": round(tokens / seconds, 1),
+                   "elapsed_s": round(self.state.train_seconds, 3)})
+        self.postfix["loss"] = f"{mean_loss:.4f}"
+        self.postfix["tok/s"] = f"{tokens / seconds:,.0f}"
+        if self.args.time_budget is not None:
+            self.postfix["left"] = f"{max(0.0, self.args.time_budget - self.state.train_seconds) / 60:.1f}m"
+        bar.set_postfix(self.postfix, refresh=False)
+
     def _optimizer_step(self) -> None:
+        factor = self.learning_rate_factor()
+        for group, base in zip(self.optimizer.param_groups, self.base_learning_rates):
+            group["lr"] = base * factor
         if self.args.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(
                 [p for group in self.optimizer.param_groups for p in group["params"]], self.args.max_grad_norm,
                 foreach=True)
         self.optimizer.step()
-        self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1
 
@@ -370,13 +446,30 @@ class TrainingLoop:
             if self._run_evaluation():
                 stop = "early_stopping"
         stop = stop or self._should_stop_for_limits()
+        stop = distributed.agree_on_stop(stop)  # clocks differ between processes; stop together
         if stop:
             # Recorded before the checkpoint: a kill right after must not train past the stop.
             self.state.finished, self.state.stop_reason = True, stop
         every = self.args.checkpoint_every
         if (every and self.state.step % every == 0) or (not every and end_of_epoch):
-            self.save_checkpoint()
+            self._save_checkpoint_once()
         return stop
+
+
+@dataclass
+class _Window:
+    """What the steps since the last log line added up to."""
+
+    loss: Any = 0.0
+    batches: int = 0
+
+
+def _real_tokens(batch: dict) -> int:
+    mask = batch.get("input_mask")
+    if isinstance(mask, torch.Tensor):
+        return int(mask.sum())
+    ids = batch.get("input_ids")
+    return int(ids.numel()) if isinstance(ids, torch.Tensor) else 0
 
 
 def _jsonable_numpy_state() -> list:

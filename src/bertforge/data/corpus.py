@@ -1,0 +1,541 @@
+r"""The pretraining corpus: files -> documents -> sentences -> sentence pairs.
+
+A corpus is plain UTF-8 text in files, folders or glob patterns (``.gz`` files
+are read as they are). A blank line ends a document. Inside a document the text
+is either one sentence per line (``"sentences"``) or running text that is split
+into sentences with `pysbd <https://github.com/nipunsadvilkar/pySBD>`_
+(``"prose"``); ``"auto"`` picks one per file (see :func:`detect_text_format`).
+Next-sentence prediction wants consecutive sentences of one document, which is
+what :func:`sentence_pairs` gives.
+
+Everything streams: :func:`read_documents` is a generator that reads a block at
+a time and keeps a few chunks in flight, so a corpus far larger than memory
+reads in one pass. Bad input raises :class:`~bertforge.errors.BertforgeError`
+with one line that names the file and what to do.
+
+>>> import tempfile
+>>> folder = Path(tempfile.mkdtemp())
+>>> _ = (folder / "poe.txt").write_text(
+...     "Mr. Poe wrote tales. Dr. Templeton read them.\n\nThe raven spoke. It said one word.\n")
+>>> documents = list(read_documents([folder], text_format="prose", workers=1))
+>>> documents
+[['Mr. Poe wrote tales.', 'Dr. Templeton read them.'], ['The raven spoke.', 'It said one word.']]
+>>> list(sentence_pairs(documents))
+[('Mr. Poe wrote tales.', 'Dr. Templeton read them.'), ('The raven spoke.', 'It said one word.')]
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import multiprocessing
+import os
+import re
+import zlib
+from collections import deque
+from functools import lru_cache
+from itertools import pairwise
+from pathlib import Path
+from typing import Iterable, Iterator, NoReturn
+
+from bertforge.errors import BertforgeError
+
+__all__ = [
+    "TEXT_FORMATS",
+    "corpus_files",
+    "read_documents",
+    "detect_text_format",
+    "split_sentences",
+    "split_clauses",
+    "sentence_pairs",
+]
+
+TEXT_FORMATS = ("auto", "sentences", "prose")
+
+# "auto" looks at this many non-blank lines at the top of each file.
+SNIFF_LINES = 2000
+# A file is one sentence per line when this share of lines end like a sentence ...
+SENTENCE_END_SHARE = 0.8
+# ... and no more than this share hold a sentence end in the middle (a paragraph per line).
+INNER_END_SHARE = 0.2
+
+# pysbd's time grows faster than the length of its input (per character, a text of
+# 20,000 characters takes about twice as long as one of 2,000, and 80,000 about eight
+# times), so longer prose is first cut at sentence ends that are beyond doubt.
+MAX_SEGMENT_CHARS = 5000
+# Characters of text per task sent to a worker process, and tasks in flight per
+# worker: enough to keep every worker busy, few enough to bound the memory used.
+CHUNK_CHARS = 32_000
+TASKS_PER_WORKER = 4
+
+_GLOB_CHARACTERS = re.compile(r"[*?\[]")
+_CLOSERS = "\"'”’»)\\]"
+_OPENERS = "\"'“‘«(\\["
+# A line that ends like a sentence: . ! ? or … then any closing quotes or brackets.
+_SENTENCE_END = re.compile(rf"[.!?…][{_CLOSERS}]*$")
+# A sentence end that no abbreviation explains: a lower-case word of two letters or more
+# ("Mr.", "St.", "E." and "e.g." are not), . ! or ?, closers, a space and a capital letter.
+_CERTAIN_END = re.compile(rf"\b[a-z]{{2,}}[.!?][{_CLOSERS}]*\s+(?=[{_OPENERS}]*[A-Z])")
+# Where split_clauses cuts: after , ; : (not inside a number such as 3,500 or 10:30),
+# after — and – (not in a range such as 1809–1849), after -- and after a spaced " - ";
+# closing quotes and brackets stay with the clause they close, and a run of marks is one cut.
+_CLAUSE_MARK = r"(?:(?<!\d)[,;:]|[,;:](?!\d)|—|(?<!\d)–|–(?!\d)|-{2,}|(?<=\s)-(?=\s))"
+_CLAUSE_BREAK = re.compile(rf"{_CLAUSE_MARK}[{_CLOSERS}]*(?:\s*{_CLAUSE_MARK}[{_CLOSERS}]*)*")
+_WORD_CHARACTER = re.compile(r"[^\W_]")
+# Titles that stand before a name; pysbd knows them, but not after a dash or a quote
+# mark, hence the check of its output.
+_TITLE_END = re.compile(r"(?<![^\W\d_])(?:Mr|Mrs|Ms|Messrs|Mme|Mlle|Dr|St|Prof|Rev)\.$")
+_CAPITALISED = re.compile(rf"[{_OPENERS}]*[A-Z]")
+# A first word of only closing quotes, brackets or underscores (the end of _italics_).
+_CLOSING_TOKEN = re.compile(rf"[{_CLOSERS}_}}]+(?= )")
+# The first bytes of compressed formats, to name the format when such a file is read as text.
+_COMPRESSED_MAGIC = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"PK\x03\x04": "zip",
+                     b"\x28\xb5\x2f\xfd": "zstd", b"\x1f\x8b": "gzip"}
+
+
+def _fail(name: str, what: str, fix: str) -> NoReturn:
+    """Raise the one-line error: ``name: what; fix``."""
+    raise BertforgeError(f"{name}: {what}; {fix}")
+
+
+# --------------------------------------------------------------------------- finding files
+
+
+def corpus_files(paths) -> list[Path]:
+    """The files of a corpus, in reading order, from files, folders and glob patterns.
+
+    ``paths`` is one entry or a list. A folder gives every regular file under it,
+    hidden files and folders (a leading ``.``) left out, sorted by their path
+    inside the folder. A pattern (``*``, ``?``, ``[...]``, ``**`` for any depth)
+    gives its matches sorted; a folder among them counts as a folder. A file named
+    twice is read once, where it first appears. A path that does not exist, a
+    pattern that matches nothing and a folder with no files are errors, so a typo
+    cannot silently shrink the corpus.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for name in ("b.txt", "a/2.txt", "a/1.txt.gz", "a/.hidden", "c.md"):
+    ...     (root / name).parent.mkdir(parents=True, exist_ok=True)
+    ...     _ = (root / name).write_bytes(b"")
+    >>> [str(p.relative_to(root)) for p in corpus_files([root / "*.txt", root])]
+    ['b.txt', 'a/1.txt.gz', 'a/2.txt', 'c.md']
+    """
+    entries = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    if not entries:
+        raise BertforgeError("no corpus files were given; pass text files, folders or patterns like 'data/*.txt'")
+    files, seen = [], set()
+    for entry in entries:
+        for path in _expand(entry):
+            key = os.path.realpath(path)
+            if key not in seen:
+                seen.add(key)
+                files.append(path)
+    return files
+
+
+def _expand(entry) -> list[Path]:
+    """The files that one entry names; never empty."""
+    name = os.fspath(entry)
+    path = Path(name)
+    if path.is_dir():
+        files = _folder_files(path)
+    elif path.is_file():
+        files = [path]
+    elif path.exists():
+        # A pipe would block the reader until something writes to it; a device is not a corpus.
+        _fail(name, "is not a regular file or folder (a pipe, socket or device)", "save the text to a file first")
+    elif _GLOB_CHARACTERS.search(name):  # only a path that is not there is a pattern: a name may hold [
+        matches = sorted(glob.glob(name, recursive=True))
+        if not matches:
+            _fail(name, "no such file or folder (the pattern matches nothing)",
+                  "check the pattern and the current folder")
+        files = [file for match in map(Path, matches)
+                 for file in (_folder_files(match) if match.is_dir() else [match] if match.is_file() else [])]
+    else:
+        _fail(name, "no such file or folder", "check the path and the current folder")
+    if not files:
+        _fail(name, "no files to read there (hidden files are skipped)", "put the corpus text files in it")
+    return files
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    """Regular, non-hidden files under ``folder``, sorted by their path inside it.
+
+    Links to folders are not followed, so a link back up the tree cannot loop."""
+    found = []
+    for parent, folders, names in os.walk(folder):
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        found.extend(Path(parent, name) for name in names if not name.startswith("."))
+    return sorted((path for path in found if path.is_file()), key=lambda path: path.relative_to(folder).parts)
+
+
+# --------------------------------------------------------------------------- reading lines
+
+
+def _lines(path: Path) -> Iterator[str]:
+    """The lines of one file, decoded strictly as UTF-8, without their line breaks.
+
+    Bytes are split on ``\\n`` before decoding (a UTF-8 character never holds that
+    byte), so a decoding error is placed exactly at its line and byte offset."""
+    name = str(path)
+    compressed = name.endswith(".gz")
+    offset = 0
+    try:
+        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    _fail_encoding(name, number, offset + error.start, raw[error.start], compressed, raw)
+                yield line.removeprefix("\ufeff") if number == 1 else line
+                offset += len(raw)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+        _fail(name, f"not a valid gzip file ({error})",
+              "re-create it with gzip, or decompress it and pass the text file")
+    except IsADirectoryError:
+        _fail(name, "is a folder, not a file", "pass the folder itself to read every file in it")
+    except PermissionError:
+        _fail(name, "permission denied", "make the file readable or copy it somewhere readable")
+    except FileNotFoundError:
+        _fail(name, "no such file (it went away while the corpus was read)", "check the path")
+    except OSError as error:
+        _fail(name, f"cannot be read ({error.strerror or error})", "pass a regular text file")
+
+
+def _fail_encoding(name: str, line: int, offset: int, byte: int, compressed: bool, raw: bytes) -> NoReturn:
+    where = "of the uncompressed text " if compressed else ""
+    found = next((kind for magic, kind in _COMPRESSED_MAGIC.items() if raw.startswith(magic)), None)
+    if line == 1 and found and not compressed:
+        _fail(name, f"looks {found}-compressed, not text", "decompress it (gzip files are read when named .gz)")
+    _fail(name, f"line {line}: byte 0x{byte:02x} at byte offset {offset} {where}is not UTF-8",
+          "convert the file to UTF-8 (for example: iconv -f latin1 -t utf-8 in.txt > out.txt)")
+
+
+def _blocks(lines: Iterable[str]) -> Iterator[list[str]]:
+    """Runs of non-blank lines, stripped; a line of only whitespace ends a run."""
+    block: list[str] = []
+    for line in lines:
+        line = line.strip()
+        if line:
+            block.append(line)
+        elif block:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def detect_text_format(lines: Iterable[str]) -> str:
+    """``"sentences"`` or ``"prose"`` for a sample of lines from one file (what ``"auto"`` does).
+
+    Blank lines are ignored. The text is one sentence per line when at least 80%
+    of the lines end like a sentence (``.``, ``!``, ``?`` or ``…``, then any
+    closing quotes or brackets) and at most 20% also hold a sentence end in the
+    middle (a lower-case word, ``.``, ``!`` or ``?``, a space and a capital letter:
+    a paragraph per line). Anything else, wrapped prose included, is prose.
+
+    >>> detect_text_format(["The cat sat.", '"Is it?" he asked.', "", "Mr. Poe left."])
+    'sentences'
+    >>> detect_text_format(["The thousand injuries of Fortunato I had borne as I best could;",
+    ...                     "but when he ventured upon insult, I vowed revenge. You, who so"])
+    'prose'
+    >>> detect_text_format(["It rained. We stayed in.", "The sun came out. We left."])
+    'prose'
+    """
+    lines = [line.strip() for line in lines]
+    lines = [line for line in lines if line]
+    if not lines:
+        return "sentences"
+    ends = sum(1 for line in lines if _SENTENCE_END.search(line))
+    inner = sum(1 for line in lines if _CERTAIN_END.search(line))
+    one_per_line = ends >= SENTENCE_END_SHARE * len(lines) and inner <= INNER_END_SHARE * len(lines)
+    return "sentences" if one_per_line else "prose"
+
+
+def _file_blocks(path: Path, text_format: str) -> Iterator[tuple[bool, list[str]]]:
+    """``(is prose, lines)`` for each block of one file, the format decided first for ``"auto"``."""
+    lines = _lines(path)
+    if text_format == "auto":
+        sample, non_blank = [], 0
+        for line in lines:
+            sample.append(line)
+            non_blank += bool(line.strip())
+            if non_blank >= SNIFF_LINES:
+                break
+        text_format = detect_text_format(sample)
+        lines = _chain(sample, lines)
+    prose = text_format == "prose"
+    for block in _blocks(lines):
+        yield prose, block
+
+
+def _chain(first: list[str], rest: Iterator[str]) -> Iterator[str]:
+    yield from first
+    yield from rest
+
+
+def _chunks(files: list[Path], text_format: str) -> Iterator[tuple[bool, list[list[str]]]]:
+    """Blocks of all files grouped into ``(is prose, blocks)`` tasks of about CHUNK_CHARS characters."""
+    chunk: list[list[str]] = []
+    size, chunk_prose = 0, False
+    try:
+        for path in files:
+            for prose, block in _file_blocks(path, text_format):
+                if chunk and (prose != chunk_prose or size >= CHUNK_CHARS):
+                    yield chunk_prose, chunk
+                    chunk, size = [], 0
+                chunk.append(block)
+                chunk_prose = prose
+                size += sum(map(len, block))
+    except BertforgeError:
+        # Bad input further on: the documents read before it still count.
+        if chunk:
+            yield chunk_prose, chunk
+        raise
+    if chunk:
+        yield chunk_prose, chunk
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def read_documents(paths, text_format: str = "auto", split_clauses: bool = False,
+                   workers: int | None = None) -> Iterator[list[str]]:
+    """Documents of a corpus in file order, each a list of sentences (stripped, never empty).
+
+    ``paths`` is what :func:`corpus_files` takes. A blank line ends a document.
+    ``text_format`` is ``"sentences"`` (one per line), ``"prose"`` (the lines of
+    a document are joined and split with :func:`split_sentences`) or ``"auto"``
+    (decided per file by :func:`detect_text_format` on its first 2,000 non-blank
+    lines). Whitespace runs inside a sentence become one space. With
+    ``split_clauses`` every sentence is cut further by :func:`split_clauses`.
+
+    Prose is split by ``workers`` processes (default: one per CPU; ``1`` splits in
+    this process), in order, with a few chunks in flight, so memory stays bounded
+    and the output is the same for any number of workers. The files are found
+    (and the arguments checked) at the call; they are read as documents are taken.
+    A corpus with no sentence at all is an error.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "lines.txt"
+    >>> _ = path.write_text("It was dark.\\nThe bells rang.\\n\\n  \\nNevermore, quoth the raven.\\n")
+    >>> documents = read_documents(path, split_clauses=True, workers=1)
+    >>> next(documents), next(documents)
+    (['It was dark.', 'The bells rang.'], ['Nevermore,', 'quoth the raven.'])
+    """
+    if text_format not in TEXT_FORMATS:
+        raise BertforgeError(f"text_format={text_format!r} is not a choice; pass 'auto', 'sentences' or 'prose'")
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise BertforgeError(f"workers={workers!r} is not a count of processes; pass 1 or more (1: no extra process)")
+    files = corpus_files(paths)
+    return _documents(files, text_format, split_clauses, workers)
+
+
+def _documents(files: list[Path], text_format: str, clauses: bool, workers: int) -> Iterator[list[str]]:
+    found = False
+    for documents in _in_order(_chunks(files, text_format), clauses, workers):
+        for document in documents:
+            found = True
+            yield document
+    if not found:
+        where = str(files[0]) if len(files) == 1 else f"{len(files)} files ({files[0]}, ...)"
+        _fail(where, "no sentences found, the corpus is empty or blank", "pass files that hold text")
+
+
+class _Done:
+    """A result that is already there, in the shape of a pool's AsyncResult."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def ready(self) -> bool:
+        return True
+
+    def get(self):
+        return self.value
+
+
+def _in_order(chunks: Iterator[tuple[bool, list[list[str]]]], clauses: bool,
+              workers: int) -> Iterator[list[list[str]]]:
+    """The documents of each chunk, in order; prose chunks go to a pool when workers > 1.
+
+    ``Pool.imap`` would keep order too, but it pulls its input as fast as it can,
+    that is the whole corpus into memory when the workers are slower than the
+    reading. Here at most ``TASKS_PER_WORKER * workers`` chunks are in flight, and
+    the next chunk is read only when the oldest one has been handed on. Lines with
+    one sentence each are cheap and never leave this process."""
+    pending: deque = deque()
+    pool = None
+    limit = TASKS_PER_WORKER * workers
+    try:
+        try:
+            for prose, blocks in chunks:
+                if prose and workers > 1:
+                    pool = pool or _start_pool(workers)
+                    pending.append(pool.apply_async(_chunk_documents, (prose, blocks, clauses)))
+                else:
+                    pending.append(_Done(_chunk_documents(prose, blocks, clauses)))
+                while pending and (len(pending) >= limit or pending[0].ready()):
+                    yield pending.popleft().get()
+        except BertforgeError:
+            # Bad input further on: hand over everything read before it, then report it.
+            while pending:
+                yield pending.popleft().get()
+            raise
+        while pending:
+            yield pending.popleft().get()
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+
+
+def _start_pool(workers: int):
+    # The workers run only the module-level functions below, so any start method works
+    # ("fork" on Linux, "spawn" on macOS and Windows).
+    return multiprocessing.get_context().Pool(workers, initializer=_segmenter)
+
+
+def _chunk_documents(prose: bool, blocks: list[list[str]], clauses: bool) -> list[list[str]]:
+    """The documents of a chunk of blocks (run in a worker process for prose)."""
+    documents = []
+    for block in blocks:
+        sentences = split_sentences(" ".join(block)) if prose else [" ".join(line.split()) for line in block]
+        if clauses:
+            sentences = [clause for sentence in sentences for clause in split_clauses(sentence)]
+        if sentences:
+            documents.append(sentences)
+    return documents
+
+
+# --------------------------------------------------------------------------- sentences
+
+
+@lru_cache(maxsize=1)
+def _segmenter():
+    """One pysbd segmenter per process: building it compiles many rules."""
+    import pysbd  # only prose needs it, and importing it costs time
+
+    return pysbd.Segmenter(language="en", clean=False)
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of one block of prose, stripped, whitespace runs made one space.
+
+    pysbd does the splitting, so abbreviations, initials, decimals, ellipses and
+    quotations stay inside their sentence; text in quotes or brackets is kept
+    together, as pysbd does. Text longer than 5,000 characters is first cut at
+    sentence ends beyond doubt, outside quotes and brackets, because pysbd's time
+    grows faster than its input.
+
+    >>> split_sentences("Mr. E. A. Poe paid $3.50, e.g. for ink.  “Is it?” he asked. Wait... no.")
+    ['Mr. E. A. Poe paid $3.50, e.g. for ink.', '“Is it?” he asked.', 'Wait... no.']
+    """
+    text = " ".join(text.split())
+    segmenter = _segmenter()
+    spans: list[list[int]] = []
+    start = 0
+    for piece in _pieces(text):
+        for segment in segmenter.segment(piece):
+            segment = segment.strip()
+            found = text.find(segment, start) if segment else -1
+            if found < 0:  # never seen: pysbd with clean=False returns pieces of its input
+                continue
+            start = found + len(segment)
+            glued = _glued_length(text[spans[-1][0]:spans[-1][1]], segment) if spans else 0
+            if glued:
+                spans[-1][1] = found + glued
+            if glued < len(segment):
+                spans.append([start - len(segment[glued:].lstrip()), start])
+    return [text[begin:end] for begin, end in spans]
+
+
+def _glued_length(previous: str, segment: str) -> int:
+    """How much of pysbd's next ``segment`` belongs to the ``previous`` sentence: all, a first token, or none.
+
+    pysbd cuts closing marks off after ``!``, ``?`` or ``.`` ('...alone.' then '’',
+    '...am _here!' then '_ To-morrow ...'), cuts before a comma or semicolon after
+    an abbreviation it does not know ('...the MS.' then ', and now ...'), and misses
+    a title after a dash or a quote ('...Vredenburgh—Mr.' then 'Barnard is ...')."""
+    if not _WORD_CHARACTER.search(segment) or segment[0] in ",;:":
+        return len(segment)
+    if _TITLE_END.search(previous) and _CAPITALISED.match(segment):
+        return len(segment)
+    closing = _CLOSING_TOKEN.match(segment)
+    return closing.end() if closing else 0
+
+
+def _pieces(text: str) -> list[str]:
+    """``text`` cut into pieces of at most MAX_SEGMENT_CHARS where that can be done safely.
+
+    A cut goes after a sentence end beyond doubt (see ``_CERTAIN_END``) with no
+    quote or bracket open, as close to the limit as possible; where there is none
+    within the limit, at the first one after it."""
+    if len(text) <= MAX_SEGMENT_CHARS:
+        return [text]
+    cuts = _safe_cuts(text)
+    pieces, start, candidate = [], 0, None
+    for cut in cuts + [len(text)]:
+        if cut - start > MAX_SEGMENT_CHARS:
+            end = candidate if candidate is not None and candidate > start else cut
+            if end < len(text):
+                pieces.append(text[start:end])
+                start = end
+        candidate = cut
+    pieces.append(text[start:])
+    return [piece for piece in pieces if piece.strip()]
+
+
+def _safe_cuts(text: str) -> list[int]:
+    """Positions after certain sentence ends where no quote or bracket is open."""
+    cuts, previous = [], 0
+    curly = straight = brackets = 0
+    for match in _CERTAIN_END.finditer(text):
+        between = text[previous:match.end()]
+        curly += between.count("“") - between.count("”")
+        straight += between.count('"')
+        brackets += between.count("(") - between.count(")")
+        previous = match.end()
+        if curly == 0 and straight % 2 == 0 and brackets == 0:
+            cuts.append(match.end())
+    return cuts
+
+
+def split_clauses(sentence: str) -> list[str]:
+    """A sentence cut after commas, semicolons, colons and dashes into pseudo-sentences.
+
+    The mark stays with the piece before it, and so do closing quotes and
+    brackets after it. Numbers (``3,500``, ``10:30``, ``1809–1849``) and
+    hyphenated words (``well-known``) are not cut; ``--`` and a spaced `` - ``
+    are dashes. A piece of punctuation only joins the piece before it.
+
+    >>> split_clauses("He had a weak point—this Fortunato—although he was feared; he paid 3,500 francs.")
+    ['He had a weak point—', 'this Fortunato—', 'although he was feared;', 'he paid 3,500 francs.']
+    >>> split_clauses("“I have my doubts,” I replied -- a well-known ruse: Mr. B—.")
+    ['“I have my doubts,”', 'I replied --', 'a well-known ruse:', 'Mr. B—.']
+    """
+    spans: list[list[int]] = []
+    start = 0
+    for end in [match.end() for match in _CLAUSE_BREAK.finditer(sentence)] + [len(sentence)]:
+        if _WORD_CHARACTER.search(sentence, start, end):
+            spans.append([start, end])
+            start = end
+        elif spans:
+            spans[-1][1] = end
+            start = end
+        # else: punctuation before the first word stays at the start of the first piece.
+    pieces = [sentence[begin:end].strip() for begin, end in spans]
+    if not spans and sentence.strip():
+        pieces = [sentence.strip()]
+    return [piece for piece in pieces if piece]
+
+
+def sentence_pairs(documents: Iterable[list[str]]) -> Iterator[tuple[str, str]]:
+    """Consecutive sentences ``(s0, s1), (s1, s2), ...`` of each document; never across documents.
+
+    >>> list(sentence_pairs([["a", "b", "c"], ["d"], ["e", "f"]]))
+    [('a', 'b'), ('b', 'c'), ('e', 'f')]
+    """
+    for document in documents:
+        yield from pairwise(document)

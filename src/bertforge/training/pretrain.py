@@ -1,0 +1,248 @@
+"""Pretrain a BERT from scratch on your own text: the seed's second path as one job.
+
+text files -> sentences (``data/corpus.py``) -> token shards on disk, made once
+(``data/shards.py``) -> sequences, sentence pairs and masks drawn fresh each
+epoch (``data/pretraining.py``) -> the shared training loop, data-parallel under
+``torchrun`` -> a standard model directory that ``bertforge finetune``,
+``BertLayer`` and ``transformers`` all open.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..checkpoints import save_pretrained
+from ..config import BertConfig
+from ..data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary
+from ..data.shards import build_shards
+from ..errors import BertforgeError
+from ..model import BertForMaskedLM, BertForPreTraining, IGNORE_INDEX
+from ..tokenization import Tokenizer
+from . import distributed
+from .loop import TrainingArguments, TrainingLoop
+
+
+@dataclass
+class PretrainSettings:
+    """Everything ``bertforge pretrain`` takes.
+
+    The model is a preset (``tiny`` 2x128, ``mini`` 4x256, ``small`` 4x512,
+    ``medium`` 8x512, ``base`` 12x768, ``large`` 24x1024) with any of its sizes
+    overridden. ``batch_size`` is the global batch: under torchrun it is split
+    over the processes, so the same settings train the same model on any number
+    of them. Training stops at the first of ``epochs``, ``max_steps`` and
+    ``time_budget`` (seconds); with a time budget alone the learning-rate
+    schedule follows the clock.
+    """
+
+    corpus: list[str]
+    vocab: str
+    out: str
+    preset: str = "mini"
+    layers: int | None = None
+    heads: int | None = None
+    hidden: int | None = None
+    intermediate: int | None = None
+    seq_len: int = 128
+    dropout: float | None = None
+    batch_size: int = 32
+    learning_rate: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_grad_norm: float | None = 1.0
+    gradient_accumulation: int = 1
+    epochs: int | None = None
+    max_steps: int | None = None
+    time_budget: float | None = None
+    mask_rate: float = 0.15
+    whole_word_masking: bool = False
+    pair_objective: str = "nsp"
+    pair_rate: float = 0.5
+    short_sequence_rate: float = 0.1
+    held_out: float = 0.01
+    eval_every: int | None = 500
+    eval_sequences: int = 1000
+    checkpoint_every: int | None = 500
+    log_every: int = 50
+    text_format: str = "auto"
+    split_clauses: bool = False
+    shards_dir: str | None = None
+    workers: int | None = None
+    precision: str = "auto"  # bf16 on a GPU, fp32 on a CPU
+    compile: bool = False
+    device: str | None = None
+    seed: int = 0
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs is None and self.max_steps is None and self.time_budget is None:
+            self.epochs = 1  # a run must end somewhere; one pass over the corpus
+
+
+def model_config(settings: PretrainSettings, vocab_size: int) -> BertConfig:
+    """The preset with the settings' overrides, sized to the vocabulary."""
+    overrides: dict[str, Any] = {"vocab_size": vocab_size}
+    for field, name in (("layers", "num_hidden_layers"), ("hidden", "hidden_size"),
+                        ("heads", "num_attention_heads"), ("intermediate", "intermediate_size")):
+        if getattr(settings, field) is not None:
+            overrides[name] = getattr(settings, field)
+    if settings.hidden is not None and settings.heads is None:
+        overrides["num_attention_heads"] = max(1, settings.hidden // 64)
+    if settings.hidden is not None and settings.intermediate is None:
+        overrides["intermediate_size"] = 4 * settings.hidden
+    if settings.dropout is not None:
+        overrides["hidden_dropout_prob"] = overrides["attention_probs_dropout_prob"] = settings.dropout
+    config = BertConfig.preset(settings.preset, **overrides)
+    if settings.seq_len > config.max_position_embeddings:
+        raise BertforgeError(f"sequence length {settings.seq_len} is above the model's "
+                             f"{config.max_position_embeddings} positions; pass --seq-len "
+                             f"{config.max_position_embeddings} or less")
+    return config
+
+
+def precision_for(setting: str, device: torch.device) -> str:
+    if setting == "auto":
+        # bf16 matmuls on CPUs without native support run ~100x slower than fp32.
+        return "bf16" if device.type == "cuda" else "fp32"
+    return setting
+
+
+def evaluate_pretraining(model: nn.Module, batches: PretrainingBatches, device: torch.device,
+                         max_sequences: int | None = None, precision: str = "fp32") -> dict[str, float]:
+    """Held-out masked-LM loss, accuracy and perplexity, and pair accuracy when trained."""
+    loss_sum = correct = masked = 0.0
+    pair_correct = pair_total = pair_loss_sum = 0.0
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    for batch in batches.evaluation_batches(max_sequences):
+        labels = batch["masked_lm_labels"].reshape(-1)
+        targets = labels[labels != IGNORE_INDEX].to(device)
+        moved = {key: value.to(device) for key, value in batch.items()}
+        with autocast:
+            output = model(**moved)
+        logits = output.prediction_logits.float()
+        loss_sum += float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
+        correct += float((logits.argmax(-1) == targets).sum())
+        masked += len(targets)
+        if "next_sentence_label" in batch and output.seq_relationship_logits is not None:
+            pair_logits = output.seq_relationship_logits.float()
+            pair_labels = moved["next_sentence_label"]
+            pair_loss_sum += float(torch.nn.functional.cross_entropy(pair_logits, pair_labels, reduction="sum"))
+            pair_correct += float((pair_logits.argmax(-1) == pair_labels).sum())
+            pair_total += len(pair_labels)
+    mlm_loss = loss_sum / max(1.0, masked)
+    metrics = {"mlm_loss": round(mlm_loss, 5), "mlm_accuracy": round(correct / max(1.0, masked), 5),
+               "perplexity": round(math.exp(min(mlm_loss, 50.0)), 3), "masked_tokens": int(masked)}
+    if pair_total:
+        metrics["pair_accuracy"] = round(pair_correct / pair_total, 5)
+        metrics["pair_loss"] = round(pair_loss_sum / pair_total, 5)
+    return metrics
+
+
+def pretrain(settings: PretrainSettings) -> dict:
+    """Run the job; returns the summary also written to ``OUT/bertforge.json``.
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> text = "\\n\\n".join(f"The day {i} was cold. The wind blew hard. We stayed in." for i in range(40))
+    >>> _ = (folder / "corpus.txt").write_text(text)
+    >>> _ = Tokenizer.train([text], vocab_size=60).save(folder / "vocab")
+    >>> summary = pretrain(PretrainSettings(corpus=[str(folder / "corpus.txt")], vocab=str(folder / "vocab"),
+    ...     out=str(folder / "model"), preset="tiny", seq_len=32, batch_size=8, max_steps=3, held_out=0.1,
+    ...     shards_dir=str(folder / "shards"), progress=False))
+    >>> summary["steps"], sorted(p.name for p in (folder / "model").glob("*.safetensors"))
+    (3, ['model.safetensors'])
+    """
+    device = distributed.setup(settings.device)
+    rank, world = distributed.rank(), distributed.world_size()
+    try:
+        return _pretrain(settings, device, rank, world)
+    finally:
+        distributed.teardown()
+
+
+def _pretrain(settings: PretrainSettings, device: torch.device, rank: int, world: int) -> dict:
+    out = Path(settings.out)
+    tokenizer = Tokenizer.from_pretrained(settings.vocab)
+    config = model_config(settings, tokenizer.vocab_size)
+    masking = MaskingSettings(seq_len=settings.seq_len, mask_rate=settings.mask_rate,
+                              whole_word_masking=settings.whole_word_masking,
+                              pair_objective=settings.pair_objective, pair_rate=settings.pair_rate,
+                              short_sequence_rate=settings.short_sequence_rate)
+    vocabulary = Vocabulary.from_tokenizer(tokenizer)
+
+    # Process 0 tokenizes; the others wait, then find its shards by the same key.
+    def shards():
+        return build_shards(settings.corpus, tokenizer, cache_dir=settings.shards_dir,
+                            text_format=settings.text_format, split_clauses=settings.split_clauses,
+                            workers=settings.workers, progress=settings.progress and rank == 0)
+    corpus = shards() if rank == 0 else None
+    distributed.barrier()
+    corpus = corpus or shards()
+    if settings.progress and rank == 0:
+        print(f"corpus: {corpus.describe()}")
+
+    train = PretrainingBatches(corpus, vocabulary, masking, settings.batch_size, seed=settings.seed,
+                               held_out_fraction=settings.held_out, rank=rank, world_size=world)
+    held_out = None
+    if settings.held_out > 0 and rank == 0:
+        held_out = PretrainingBatches(corpus, vocabulary, masking, max(1, settings.batch_size // world),
+                                      seed=settings.seed, held_out_fraction=settings.held_out, held_out=True)
+
+    torch.manual_seed(settings.seed)  # the same initial weights in every process
+    model = (BertForPreTraining if masking.pairs else BertForMaskedLM)(config)
+    precision = precision_for(settings.precision, device)
+    args = TrainingArguments(
+        epochs=settings.epochs, max_steps=settings.max_steps, time_budget=settings.time_budget,
+        learning_rate=settings.learning_rate, weight_decay=settings.weight_decay,
+        warmup_ratio=settings.warmup_ratio, max_grad_norm=settings.max_grad_norm,
+        gradient_accumulation=settings.gradient_accumulation, precision=precision, seed=settings.seed,
+        eval_every=settings.eval_every,
+        checkpoint_every=settings.checkpoint_every, log_every=settings.log_every,
+    )
+    evaluate = None
+    if held_out is not None:
+        def evaluate(module):
+            return evaluate_pretraining(module, held_out, device, settings.eval_sequences, precision)
+    identity = {"corpus": corpus.directory.name, "masking": dataclasses.asdict(masking),
+                "held_out": settings.held_out, "config": config.to_dict()}
+    loop = TrainingLoop(model, train, args, out, evaluate=evaluate, metric="mlm_accuracy" if evaluate else None,
+                        progress=settings.progress, device=device, compile_model=settings.compile,
+                        batch_examples=lambda batch: len(batch["input_ids"]), run_identity=identity)
+    state = loop.run(resume=settings.resume)
+
+    (tokens,) = distributed.sum_over_processes([state.tokens])  # each process counted its own share
+    summary: dict[str, Any] = {}
+    if rank == 0:
+        final = {}
+        if evaluate is not None:
+            model.eval()
+            with torch.inference_mode():
+                final = evaluate(model)
+        summary = {
+            "task": "pretraining", "steps": state.step, "epochs_completed": state.epoch,
+            "stop_reason": state.stop_reason, "train_seconds": round(state.train_seconds, 2),
+            "tokens": int(tokens), "tokens_per_second": round(tokens / max(state.train_seconds, 1e-9), 1),
+            "processes": world, "device": str(device), "precision": precision,
+            "held_out": final, "corpus": {"files": corpus.meta["files"], "documents": corpus.n_documents,
+                                          "sentences": corpus.n_sentences, "tokens": corpus.n_tokens,
+                                          "shards": str(corpus.directory)},
+            "training_sequences": train.n_sequences,
+            "settings": {key: value for key, value in dataclasses.asdict(settings).items()
+                         if key not in ("progress", "resume")},
+        }
+        save_pretrained(model, out, tokenizer=tokenizer, metadata=summary)
+        (out / "pretraining_history.jsonl").write_text(
+            "".join(json.dumps(record) + "\n" for record in state.history), encoding="utf-8")
+    distributed.barrier()
+    return summary
