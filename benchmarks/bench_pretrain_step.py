@@ -8,7 +8,14 @@ as packed data gives) and ``mixed`` (lengths uniform in 32..128, as sentence pai
 give). Prints tokens/s (real tokens), model FLOPs utilisation against the dense
 bf16 peak, and the ratio.
 
-    python benchmarks/bench_pretrain_step.py [--preset base] [--batch-size 128] [--steps 30] [--compile]
+bertforge gets, beside the tensors, what its data pipeline hands the model: the
+padding layout and the labelled positions worked out on the CPU
+(``padding.Unpadding``), so the step never waits on the GPU. With attention
+dropout 0 (``--attention-dropout 0``, both sides) its attention runs on the
+unpadded tokens through ``torch.nn.attention.varlen``.
+
+    python benchmarks/bench_pretrain_step.py [--preset base] [--batch-size 128] [--steps 30] \
+        [--attention-dropout 0.1] [--compile]
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import argparse
 import time
 
 import torch
+
+from bertforge.padding import Unpadding
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
@@ -37,7 +46,10 @@ def make_batches(count, batch, length, vocab, profile, device, seed=0):
         chosen[:, 0] = False
         labels = torch.where(chosen, ids, torch.full_like(ids, -100))
         nsp = torch.randint(0, 2, (batch,), generator=generator)
-        batches.append(tuple(t.to(device) for t in (ids, mask, segments, labels, nsp)))
+        layout = Unpadding.from_mask(mask)
+        positions = torch.nonzero(labels.reshape(-1)[layout.indices] != -100, as_tuple=True)[0]
+        batches.append(tuple(t.to(device) for t in (ids, mask, segments, labels, nsp, positions))
+                       + (layout.to(device),))
     return batches
 
 
@@ -49,7 +61,7 @@ def flops_per_step(config, batches):
     return model_flops_per_token(config, batches[0][0].shape[1]) * tokens, tokens
 
 
-def time_steps(step, batches, warmup=5):
+def time_steps(step, batches, warmup=8):
     for batch in batches[:warmup]:
         step(*batch)
     torch.cuda.synchronize()
@@ -66,6 +78,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--attention-dropout", type=float, default=0.1, help="both sides")
     parser.add_argument("--compile", action="store_true", help="torch.compile bertforge's model")
     args = parser.parse_args()
     if not torch.cuda.is_available():
@@ -76,12 +89,13 @@ def main() -> None:
     from bertforge import BertConfig, BertForPreTraining
 
     torch.backends.cuda.matmul.allow_tf32 = True
-    config = BertConfig.preset(args.preset, vocab_size=30522)
+    config = BertConfig.preset(args.preset, vocab_size=30522, attention_probs_dropout_prob=args.attention_dropout)
     name = torch.cuda.get_device_name()
     peak = next((value for key, value in PEAK_BF16_TFLOPS.items() if key in name), None)
     print(f"device: {name}, torch {torch.__version__}, transformers {transformers.__version__}; "
           f"{args.preset} ({config.num_hidden_layers}x{config.hidden_size}), seq {args.seq_len}, "
-          f"batch {args.batch_size}, bf16 autocast, fused AdamW")
+          f"batch {args.batch_size}, attention dropout {args.attention_dropout}, bf16 autocast, fused AdamW"
+          f"{', compiled' if args.compile else ''}")
 
     def ours_step_factory():
         torch.manual_seed(0)
@@ -89,9 +103,10 @@ def main() -> None:
         runner = torch.compile(model, dynamic=True) if args.compile else model
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
 
-        def step(ids, mask, segments, labels, nsp):
+        def step(ids, mask, segments, labels, nsp, positions, layout):
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                loss = runner(ids, mask, segments, masked_lm_labels=labels, next_sentence_label=nsp).loss
+                loss = runner(ids, mask, segments, masked_lm_labels=labels, next_sentence_label=nsp,
+                              masked_lm_positions=positions, unpadding=layout).loss
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -103,7 +118,7 @@ def main() -> None:
         model = transformers.BertForPreTraining(hf_config).cuda().train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
 
-        def step(ids, mask, segments, labels, nsp):
+        def step(ids, mask, segments, labels, nsp, positions, layout):
             with torch.autocast("cuda", dtype=torch.bfloat16):
                 loss = model(input_ids=ids, attention_mask=mask, token_type_ids=segments, labels=labels,
                              next_sentence_label=nsp).loss

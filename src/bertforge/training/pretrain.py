@@ -196,7 +196,8 @@ def _pretrain(settings: PretrainSettings, device: torch.device, rank: int, world
                                held_out_fraction=settings.held_out, rank=rank, world_size=world)
     held_out = None
     if settings.held_out > 0 and rank == 0:
-        held_out = PretrainingBatches(corpus, vocabulary, masking, max(1, settings.batch_size // world),
+        # The global batch size here too: the held-out masks do not depend on the process count.
+        held_out = PretrainingBatches(corpus, vocabulary, masking, settings.batch_size,
                                       seed=settings.seed, held_out_fraction=settings.held_out, held_out=True)
 
     torch.manual_seed(settings.seed)  # the same initial weights in every process
@@ -210,10 +211,8 @@ def _pretrain(settings: PretrainSettings, device: torch.device, rank: int, world
         eval_every=settings.eval_every,
         checkpoint_every=settings.checkpoint_every, log_every=settings.log_every,
     )
-    evaluate = None
-    if held_out is not None:
-        def evaluate(module):
-            return evaluate_pretraining(module, held_out, device, settings.eval_sequences, precision)
+    evaluate = None if held_out is None else (
+        lambda module: evaluate_pretraining(module, held_out, device, settings.eval_sequences, precision))
     identity = {"corpus": corpus.directory.name, "masking": dataclasses.asdict(masking),
                 "held_out": settings.held_out, "config": config.to_dict()}
     loop = TrainingLoop(model, train, args, out, evaluate=evaluate, metric="mlm_accuracy" if evaluate else None,

@@ -1,0 +1,235 @@
+"""The pretraining job end to end: commands, resume, data parallel, what the model opens in."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from bertforge.cli import main
+from bertforge.checkpoints import load_pretrained
+from bertforge.config import BertConfig
+from bertforge.data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary
+from bertforge.data.shards import build_shards
+from bertforge.model import BertForPreTraining
+from bertforge.tokenization import Tokenizer
+from bertforge.training.loop import TrainingArguments, TrainingLoop
+
+TOPICS = ["the river ran cold under the old stone bridge", "a raven sat upon the bust above my chamber door",
+          "the cask was opened in the deep and silent vault", "we walked along the shore until the light failed",
+          "the letter lay in plain sight upon the table", "a bell tolled somewhere far beyond the hills"]
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("pretrain")
+    rng = np.random.default_rng(0)
+    documents = []
+    for d in range(60):
+        sentences = []
+        for s in range(5):
+            words = TOPICS[(d + s) % len(TOPICS)].split()
+            rng.shuffle(words[2:])
+            sentences.append(" ".join(words).capitalize() + ".")
+        documents.append(" ".join(sentences))  # prose: sentences to be split by the reader
+    path = folder / "corpus.txt"
+    path.write_text("\n\n".join(documents) + "\n", encoding="utf-8")
+    return path
+
+
+def _cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def pretrained(corpus_file, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    assert main(["vocab", str(corpus_file), "--vocab-size", "120", "--out", str(folder / "vocab"), "--quiet"]) == 0
+    assert main(["pretrain", str(corpus_file), "--vocab", str(folder / "vocab"), "--out", str(folder / "bert"),
+                 "--shards", str(folder / "shards"), "--preset", "tiny", "--seq-len", "48", "--batch-size", "8",
+                 "--max-steps", "8", "--eval-every", "4", "--held-out", "0.1", "--workers", "1", "--quiet"]) == 0
+    return folder
+
+
+def test_vocab_command_writes_a_bert_vocabulary(pretrained):
+    tokenizer = Tokenizer.from_pretrained(pretrained / "vocab")
+    assert tokenizer.convert_ids_to_tokens([0, 1, 2, 3, 4]) == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert (pretrained / "vocab" / "vocab.txt").is_file() and (pretrained / "vocab" / "tokenizer.json").is_file()
+    assert tokenizer.vocab_size <= 120 and tokenizer.do_lower_case
+
+
+def test_pretrain_writes_a_model_directory_with_its_record(pretrained):
+    model_dir = pretrained / "bert"
+    meta = json.loads((model_dir / "bertforge.json").read_text())
+    assert meta["steps"] == 8 and meta["stop_reason"] == "max_steps"
+    assert 0 <= meta["held_out"]["mlm_accuracy"] <= 1 and meta["held_out"]["masked_tokens"] > 0
+    assert "pair_accuracy" in meta["held_out"]
+    log = [json.loads(line) for line in (model_dir / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "val_mlm_accuracy" in r] == [4, 8]
+    assert all(r["tokens_per_second"] > 0 for r in log if "train_loss" in r)
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["num_hidden_layers"] == 2 and config["hidden_size"] == 128
+
+
+def test_transformers_opens_it_with_the_same_logits(pretrained):
+    transformers = pytest.importorskip("transformers")
+    model_dir = pretrained / "bert"
+    ours = load_pretrained(model_dir, BertForPreTraining).eval()
+    theirs = transformers.BertForPreTraining.from_pretrained(model_dir).eval()
+    tokenizer = Tokenizer.from_pretrained(model_dir)
+    batch = tokenizer.encode_batch(["The raven sat upon the bridge.", "A bell tolled far"],
+                                   ["The cask was opened.", "in the vault"], max_length=32)
+    ids, mask, segments = (torch.from_numpy(batch[k]) for k in ("input_ids", "input_mask", "segment_ids"))
+    with torch.no_grad():
+        mine = ours(ids, mask, segments)
+        reference = theirs(input_ids=ids, attention_mask=mask, token_type_ids=segments)
+    real = mask.bool()
+    torch.testing.assert_close(mine.prediction_logits[real], reference.prediction_logits[real], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(mine.seq_relationship_logits, reference.seq_relationship_logits, atol=1e-4,
+                               rtol=1e-4)
+
+
+def test_fill_mask_and_finetune_use_the_pretrained_model(pretrained, tmp_path, capsys):
+    code, out, _ = _cli(capsys, "fill-mask", "--model", pretrained / "bert", "The [MASK] sat upon the bust",
+                        "--top-k", "3")
+    assert code == 0 and out.startswith("[MASK] 1: ") and len(out.split("  ")) == 3
+    rows = ["text,label"] + [f"{TOPICS[i % 2]} number {i},{'a' if i % 2 else 'b'}" for i in range(40)]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    code, out, err = _cli(capsys, "finetune", "--train", tmp_path / "train.csv", "--model", pretrained / "bert",
+                          "--out", tmp_path / "clf", "--epochs", "1", "--batch-size", "8", "--quiet")
+    assert code == 0, err
+    assert (tmp_path / "clf" / "model.safetensors").is_file()
+
+
+def test_fill_mask_without_a_mask_is_one_line(pretrained, capsys):
+    code, _, err = _cli(capsys, "fill-mask", "--model", pretrained / "bert", "No mask here")
+    assert code == 1 and "[MASK]" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("objective", ["nsp", "none"])
+def test_resume_after_a_kill_gives_the_same_weights(corpus_file, tmp_path, objective):
+    tokenizer = Tokenizer.train([corpus_file], vocab_size=120)
+    shards = build_shards(corpus_file, tokenizer, cache_dir=tmp_path / "shards", workers=1)
+    config = BertConfig.preset("tiny", vocab_size=tokenizer.vocab_size)  # dropout 0.1: RNG state matters
+
+    def run(out, stop_after=None, resume=False):
+        torch.manual_seed(0)
+        source = PretrainingBatches(shards, Vocabulary.from_tokenizer(tokenizer),
+                                    MaskingSettings(seq_len=32, pair_objective=objective), batch_size=4,
+                                    held_out_fraction=0.0)
+        model = BertForPreTraining(config)
+        args = TrainingArguments(epochs=None, max_steps=7, learning_rate=1e-3, checkpoint_every=1, log_every=1)
+        loop = TrainingLoop(model, source, args, out, progress=False)
+        loop.run(resume=resume, stop_after_steps=stop_after)
+        return model
+
+    straight = run(tmp_path / "straight")
+    run(tmp_path / "killed", stop_after=3)
+    resumed = run(tmp_path / "killed", resume=True)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_time_budget_ends_the_run(corpus_file, tmp_path, capsys):
+    main(["vocab", str(corpus_file), "--vocab-size", "120", "--out", str(tmp_path / "vocab"), "--quiet"])
+    code, out, err = _cli(capsys, "pretrain", corpus_file, "--vocab", tmp_path / "vocab", "--out", tmp_path / "m",
+                          "--shards", tmp_path / "shards", "--preset", "tiny", "--seq-len", "32", "--batch-size",
+                          "4", "--time-budget", "2s", "--held-out", "0", "--workers", "1", "--log-every", "1", "--quiet")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "m" / "bertforge.json").read_text())
+    assert meta["stop_reason"] == "time_budget" and meta["steps"] > 0
+
+
+def test_a_time_budget_alone_schedules_the_learning_rate_by_the_clock(corpus_file, tmp_path):
+    tokenizer = Tokenizer.train([corpus_file], vocab_size=120)
+    shards = build_shards(corpus_file, tokenizer, cache_dir=tmp_path / "shards", workers=1)
+    source = PretrainingBatches(shards, Vocabulary.from_tokenizer(tokenizer), MaskingSettings(seq_len=32),
+                                batch_size=4, held_out_fraction=0.0)
+    model = BertForPreTraining(BertConfig.preset("tiny", vocab_size=tokenizer.vocab_size))
+    args = TrainingArguments(epochs=None, time_budget=100.0, warmup_ratio=0.1, learning_rate=1.0)
+    loop = TrainingLoop(model, source, args, tmp_path / "out", progress=False)
+    factors = []
+    for seconds in (0.0, 5.0, 10.0, 55.0, 100.0):
+        loop.state.train_seconds = seconds
+        loop.state.step = 12345  # the step count plays no part
+        factors.append(loop.learning_rate_factor())
+    assert factors[0] < 0.01 and factors[1] == pytest.approx(0.5, abs=0.01)
+    assert factors[2] == pytest.approx(1.0, abs=0.01) and factors[3] == pytest.approx(0.5, abs=0.01)
+    assert factors[4] == 0.0
+
+
+def test_a_second_run_refuses_to_overwrite_and_resume_finishes(pretrained, corpus_file, capsys):
+    argv = ["pretrain", corpus_file, "--vocab", pretrained / "vocab", "--out", pretrained / "bert", "--shards",
+            pretrained / "shards", "--preset", "tiny", "--seq-len", "48", "--batch-size", "8", "--max-steps", "8",
+            "--eval-every", "4", "--held-out", "0.1", "--workers", "1", "--quiet"]
+    code, _, err = _cli(capsys, *argv)
+    assert code == 1 and "--resume" in err
+    code, _, err = _cli(capsys, *argv, "--resume")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--seq-len", "1024", "--max-steps", "1"], "above the model's 512 positions"),
+    (["--mask-rate", "0", "--max-steps", "1"], "mask rate"),
+    (["--time-budget", "soon"], "not understood"),
+])
+def test_bad_settings_are_one_line(pretrained, corpus_file, tmp_path, capsys, extra, message):
+    code, _, err = _cli(capsys, "pretrain", corpus_file, "--vocab", pretrained / "vocab", "--out", tmp_path / "m",
+                        "--shards", pretrained / "shards", "--preset", "tiny", "--quiet", *extra)
+    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_corpora_are_one_line(pretrained, tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"caf\xe9 au lait\n" * 3)
+    short = tmp_path / "short.txt"
+    short.write_text("the\n\na\n\nthe\n")
+    for corpus, message in ((empty, "no sentences"), (binary, "UTF-8"), (short, "longer than one token"),
+                            (tmp_path / "missing.txt", "no such file")):
+        code, _, err = _cli(capsys, "pretrain", corpus, "--vocab", pretrained / "vocab", "--out", tmp_path / "m",
+                            "--shards", tmp_path / "shards", "--preset", "tiny", "--max-steps", "1", "--quiet",
+                            "--text-format", "sentences")
+        assert code == 1 and message in err and len(err.strip().splitlines()) == 1, (corpus, err)
+
+
+def test_vocab_too_small_is_one_line(corpus_file, tmp_path, capsys):
+    code, _, err = _cli(capsys, "vocab", corpus_file, "--vocab-size", "4", "--out", tmp_path / "v", "--quiet")
+    assert code == 1 and "special tokens" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
+def test_two_processes_follow_the_loss_curve_of_one(pretrained, corpus_file, tmp_path):
+    """DDP (gloo) with the global batch split over 2 processes, against 1 process.
+
+    Dropout is off so the only difference is how the loss is averaged: each process
+    averages over its own masked tokens and DDP averages the two, where one process
+    averages over all of them. Tolerance: 2% of the loss, per logged step."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    curves = {}
+    for processes in (1, 2):
+        out = tmp_path / f"run{processes}"
+        command = ["torchrun", "--nproc-per-node", str(processes), "--master-port", str(29500 + processes),
+                   "-m", "bertforge", "pretrain", str(corpus_file), "--vocab", str(pretrained / "vocab"),
+                   "--out", str(out), "--shards", str(pretrained / "shards"), "--preset", "tiny", "--seq-len", "48",
+                   "--batch-size", "8", "--max-steps", "10", "--log-every", "1", "--dropout", "0",
+                   "--held-out", "0.1", "--eval-every", "10", "--workers", "1", "--quiet"]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+        curves[processes] = {r["step"]: r["train_loss"] for r in records if "train_loss" in r}
+        curves[f"val{processes}"] = [r["val_mlm_loss"] for r in records if "val_mlm_loss" in r]
+    assert sorted(curves[1]) == sorted(curves[2]) == list(range(1, 11))
+    for step in curves[1]:
+        assert curves[2][step] == pytest.approx(curves[1][step], rel=0.02)
+    assert curves["val2"][-1] == pytest.approx(curves["val1"][-1], rel=0.02)
+    assert curves[1][10] < curves[1][1]  # and it did learn
