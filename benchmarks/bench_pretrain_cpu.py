@@ -87,7 +87,7 @@ def machine_info() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
             "torch_threads": torch.get_num_threads(), "memory": memory,
             "python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__,
+            "transformers": transformers.__version__, "load_average_1min": round(os.getloadavg()[0], 2),
             "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
 
 
@@ -101,8 +101,8 @@ def prepare_data(args, work: Path):
     from bertforge.tokenization import Tokenizer
 
     started = time.perf_counter()
-    # Training a vocabulary twice on the same text can order tied pieces differently, which
-    # would also change the shards' key: a work folder keeps the vocabulary of its corpus.
+    # Training again on the same text does not give exactly the same pieces, and a new
+    # vocabulary means new shards: a work folder keeps the vocabulary of its corpus.
     vocab_dir, source_file = work / "vocab", work / "vocab_source.json"
     stat = args.corpus.stat()
     source = {"corpus": str(args.corpus.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
@@ -525,14 +525,22 @@ def main() -> None:
         print(f"{row['side']:<14}{row['steps']:>7}{row['tokens']:>12,}{row['train_seconds']:>9.1f}"
               f"{row['tokens_per_second']:>10,.0f}{row['held_out_mlm_accuracy']:>14.4f}"
               f"{row['held_out_mlm_loss']:>15.4f}{row['stop_reason']:>13}")
-    comparison = {}
+    for row in rows:
+        if row["stop_reason"] == "max_steps" and row["train_seconds"] < 0.9 * args.budget:
+            print(f"note: {row['side']} reached max_steps after {row['train_seconds']:.0f} of {args.budget:.0f} s: "
+                  "its calibration steps ran slower than training did (is something else using the CPU?)")
+    load = round(os.getloadavg()[0], 2)
+    if max(load, machine["load_average_1min"]) > args.threads + 0.5:
+        print(f"note: load average {machine['load_average_1min']} at the start, {load} at the end, on "
+              f"{args.threads} threads: other processes shared the CPU and the timings are not clean")
+    comparison = {"load_average_1min_at_end": load}
     if len(rows) == 2:
         ours, peer = rows
-        comparison = {
+        comparison.update({
             "tokens_per_second_ratio": round(ours["tokens_per_second"] / peer["tokens_per_second"], 3),
             "held_out_accuracy_difference": round(ours["held_out_mlm_accuracy"] - peer["held_out_mlm_accuracy"], 5),
             "bertforge_higher_accuracy": ours["held_out_mlm_accuracy"] > peer["held_out_mlm_accuracy"],
-        }
+        })
         print(f"bertforge/transformers tokens/s: {comparison['tokens_per_second_ratio']:.2f}x; held-out accuracy "
               f"{ours['held_out_mlm_accuracy']:.4f} vs {peer['held_out_mlm_accuracy']:.4f}: bertforge is "
               f"{'higher' if comparison['bertforge_higher_accuracy'] else 'not higher'} "
