@@ -313,6 +313,41 @@ def test_model_layout_from_the_pipeline_matches_the_mask(corpus):
     torch.testing.assert_close(fast.prediction_logits, plain.prediction_logits)
 
 
+@pytest.mark.parametrize("objective", ["nsp", "none"])
+def test_last_layer_on_labelled_tokens_only_is_exact(corpus, objective):
+    """With labels the last layer runs only where the loss reads it; loss and
+    gradients equal those of the full network read at the same places."""
+    from bertforge.config import BertConfig
+    from bertforge.model import BertForMaskedLM, BertForPreTraining
+
+    _, tokenizer, shards, _ = corpus
+    batch = next(_batches(shards, tokenizer, batch_size=8, pair_objective=objective).epoch(0))
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    model = (BertForPreTraining if objective == "nsp" else BertForMaskedLM)(config).train()
+    sparse = model(**batch)
+    sparse_grads = torch.autograd.grad(sparse.loss, list(model.parameters()), allow_unused=True)
+
+    full = model(batch["input_ids"], batch["input_mask"], batch["segment_ids"])  # no labels: every position
+    labels = batch["masked_lm_labels"].reshape(-1)
+    chosen = labels != IGNORE_INDEX
+    logits = full.prediction_logits.reshape(-1, config.vocab_size)[chosen]
+    loss = torch.nn.functional.cross_entropy(logits, labels[chosen])
+    if objective == "nsp":
+        loss = loss + torch.nn.functional.cross_entropy(full.seq_relationship_logits, batch["next_sentence_label"])
+        torch.testing.assert_close(sparse.seq_relationship_logits, full.seq_relationship_logits)
+    full_grads = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
+    torch.testing.assert_close(sparse.prediction_logits, logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sparse.loss, loss)
+    for (name, _), a, b in zip(model.named_parameters(), sparse_grads, full_grads):
+        if a is None or b is None:
+            assert a is None and b is None, name
+            continue
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4, msg=name)
+
+
 @pytest.mark.parametrize("text, message", [
     ("", "no sentences"),
     ("\n\n   \n", "no sentences"),

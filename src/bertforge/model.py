@@ -26,7 +26,7 @@ from torch import nn
 
 from .config import BertConfig
 from .errors import BertforgeError
-from .padding import Unpadding
+from .padding import TokenSelection, Unpadding
 
 IGNORE_INDEX = -100  # label value for positions without a target (as in torch's losses)
 
@@ -237,9 +237,9 @@ class BertSelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_p = config.attention_probs_dropout_prob
 
-    def forward(self, tokens: torch.Tensor, layout: TokenLayout, queries: torch.Tensor | None = None) -> torch.Tensor:
-        """Attention output for every token, or with ``queries`` (one token index per
-        row) for those tokens only: keys and values still cover the whole row."""
+    def forward(self, tokens: torch.Tensor, layout: TokenLayout, queries: TokenSelection | None = None) -> torch.Tensor:
+        """Attention output for every token, or with ``queries`` for those tokens
+        only: keys and values still cover the whole row."""
         dropout = self.dropout_p if self.training else 0.0
         if queries is None:
             # One matrix product for q, k and v: the weights stay separate so the
@@ -261,12 +261,18 @@ class BertSelfAttention(nn.Module):
             return layout.unpad(context.transpose(1, 2).reshape(layout.batch, layout.length, -1))
         weight = torch.cat([self.key.weight, self.value.weight])
         bias = torch.cat([self.key.bias, self.value.bias])
-        kv = layout.pad(F.linear(tokens, weight, bias))
-        kv = kv.view(layout.batch, layout.length, 2, self.num_heads, self.head_size)
+        kv = F.linear(tokens, weight, bias)
+        q = self.query(tokens.index_select(0, queries.flat))
+        if (not dropout and kv.dtype in (torch.float16, torch.bfloat16) and layout.variable_length_attention(kv)):
+            k, v = kv.view(-1, 2, self.num_heads, self.head_size).unbind(1)
+            context = _varlen_attn(q.view(-1, self.num_heads, self.head_size), k, v, queries.cu_seqlens,
+                                   layout.cu_seqlens, queries.width, layout.max_seqlen)
+            return context.reshape(q.shape[0], -1)
+        kv = layout.pad(kv).view(layout.batch, layout.length, 2, self.num_heads, self.head_size)
         k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
-        q = self.query(tokens.index_select(0, queries)).view(layout.batch, self.num_heads, 1, self.head_size)
-        context = _attention(q, k, v, layout.key_mask, dropout)
-        return context.reshape(layout.batch, -1)
+        grid = queries.to_grid(q).view(layout.batch, queries.width, self.num_heads, self.head_size)
+        context = _attention(grid.transpose(1, 2), k, v, layout.key_mask, dropout)
+        return queries.from_grid(context.transpose(1, 2).reshape(layout.batch, queries.width, -1))
 
 
 class BertSelfOutput(nn.Module):
@@ -288,8 +294,8 @@ class BertAttention(nn.Module):
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config, config.hidden_size)
 
-    def forward(self, tokens: torch.Tensor, layout: TokenLayout, queries: torch.Tensor | None = None) -> torch.Tensor:
-        residual = tokens if queries is None else tokens.index_select(0, queries)
+    def forward(self, tokens: torch.Tensor, layout: TokenLayout, queries: TokenSelection | None = None) -> torch.Tensor:
+        residual = tokens if queries is None else tokens.index_select(0, queries.flat)
         return self.output(self.self(tokens, layout, queries), residual)
 
 
@@ -312,7 +318,7 @@ class EncoderLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertSelfOutput(config, config.intermediate_size)
 
-    def forward(self, tokens: torch.Tensor, layout: TokenLayout, queries: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, layout: TokenLayout, queries: TokenSelection | None = None) -> torch.Tensor:
         """Outputs for all tokens, or for the ``queries`` tokens only (see BertSelfAttention)."""
         attended = self.attention(tokens, layout, queries)
         return self.output(self.intermediate(attended), attended)
@@ -324,15 +330,18 @@ class BertEncoder(nn.Module):
         self.layer = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_hidden_layers))
 
     def forward(self, tokens: torch.Tensor, layout: TokenLayout, start: int = 0, stop: int | None = None,
-                first_token_only: bool = False):
-        """Run blocks ``start:stop``. With ``first_token_only`` the last block computes
-        only each row's first token ([CLS]): all a pooled output needs, at about a
-        third of that block's cost."""
+                first_token_only: bool = False, last_layer_tokens: TokenSelection | None = None):
+        """Run blocks ``start:stop``. The last block can compute only the tokens whose
+        output is read: each row's first token with ``first_token_only`` (all a
+        pooled output needs, at about a third of that block's cost), or the
+        ``last_layer_tokens`` selection (masked-LM targets); it then returns those
+        rows alone, in selection order."""
+        if first_token_only:
+            last_layer_tokens = TokenSelection.first_of_rows(layout.first_tokens().to(tokens.device))
         blocks = self.layer[start:stop]
         for index, block in enumerate(blocks):
             last = index == len(blocks) - 1
-            queries = layout.first_tokens().to(tokens.device) if first_token_only and last else None
-            tokens = block(tokens, layout, queries)
+            tokens = block(tokens, layout, last_layer_tokens if last else None)
         return tokens
 
 
@@ -543,25 +552,68 @@ class HeadOutput:
     pooled_output: torch.Tensor | None = None
 
 
-def _masked_lm(head: BertLMPredictionHead, tokens: torch.Tensor, layout: TokenLayout, labels: torch.Tensor | None,
-               positions: torch.Tensor | None = None):
-    """Logits and loss of the masked LM, computed only where a label is set.
+def _prediction_tokens(layout: TokenLayout, labels: torch.Tensor, positions: torch.Tensor | None,
+                       include_first: bool) -> TokenSelection:
+    """The tokens the heads read: the labelled ones (and [CLS] for a pair head).
 
-    ``tokens`` is the encoder's token list; ``positions`` (indices into it of the
-    labelled tokens, worked out ahead on the CPU) saves a device sync. Returns
-    the logits, the loss and the labelled positions in the padded batch.
-    """
-    if labels is None:
-        return head(layout.pad(tokens)), None, None
-    labels = layout.unpad(_as_ids(labels).to(tokens.device))
+    ``positions`` (token-list indices of the labelled tokens) come from the data
+    pipeline; without them they are found here, which on a GPU waits for it."""
     if positions is None:
         positions = torch.nonzero(labels != IGNORE_INDEX, as_tuple=True)[0]
-    logits = head(tokens.index_select(0, positions))
-    loss = F.cross_entropy(logits.float(), labels.index_select(0, positions))
-    return logits, loss, layout.padded_positions(positions)
+    if layout.cu_seqlens is not None:
+        row_starts = layout.cu_seqlens
+    elif layout.unpadding is None:
+        row_starts = torch.arange(layout.batch + 1, device=labels.device) * layout.length
+    else:
+        counts = torch.bincount(layout.unpadding.indices // layout.length, minlength=layout.batch)
+        row_starts = F.pad(torch.cumsum(counts, 0), (1, 0))
+    return TokenSelection.for_predictions(positions, row_starts.to(labels.device), include_first)
 
 
-class BertForPreTraining(PreTrainedBert):
+def _masked_lm_loss(head: BertLMPredictionHead, hidden: torch.Tensor, targets: torch.Tensor):
+    logits = head(hidden)
+    return logits, F.cross_entropy(logits.float(), targets)
+
+
+class _PretrainingBase(PreTrainedBert):
+    """The shared forward of the masked-LM models.
+
+    With labels, the last layer and the MLM decoder run only at the labelled
+    tokens (and [CLS] when a pair head reads it): exact, since nothing else
+    reaches the loss, and it saves most of the last layer and of the decoder.
+    Without labels, every position gets logits.
+    """
+
+    pair_head = False
+
+    def _forward(self, input_ids, input_mask, segment_ids, masked_lm_labels, masked_lm_positions,
+                 prediction_tokens, aliases) -> tuple:
+        masked_lm_labels = masked_lm_labels if masked_lm_labels is not None else aliases.pop("labels", None)
+        input_mask = input_mask if input_mask is not None else aliases.pop("attention_mask", None)
+        segment_ids = segment_ids if segment_ids is not None else aliases.pop("token_type_ids", None)
+        ids, segments, layout = self.bert.layout(input_ids, input_mask, segment_ids, aliases.pop("unpadding", None))
+        tokens = self.bert.embeddings(ids, segments, layout)
+        if masked_lm_labels is None:
+            tokens = self.bert.encoder(tokens, layout)
+            first = tokens.index_select(0, layout.first_tokens().to(tokens.device)) if self.pair_head else None
+            logits = self.cls.predictions(layout.pad(tokens))
+            return logits, None, None, first, layout.pad(tokens)
+        labels = layout.unpad(_as_ids(masked_lm_labels).to(tokens.device))
+        selection = prediction_tokens
+        if selection is not None and self.pair_head and selection.firsts is None:
+            # Made for a model without a pair head: add [CLS], which the pooler reads.
+            masked_lm_positions, selection = selection.flat.index_select(0, selection.labelled), None
+        if selection is None:
+            selection = _prediction_tokens(layout, labels, masked_lm_positions, self.pair_head)
+        selected = self.bert.encoder(tokens, layout, last_layer_tokens=selection)
+        positions = selection.flat.index_select(0, selection.labelled)
+        logits, loss = _masked_lm_loss(self.cls.predictions, selected.index_select(0, selection.labelled),
+                                       labels.index_select(0, positions))
+        first = selected.index_select(0, selection.firsts) if self.pair_head else None
+        return logits, loss, layout.padded_positions(positions), first, None
+
+
+class BertForPreTraining(_PretrainingBase):
     """BERT with the masked-LM and next-sentence heads of the original pretraining.
 
     >>> config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2,
@@ -574,6 +626,8 @@ class BertForPreTraining(PreTrainedBert):
     ((1, 100), torch.Size([]))
     """
 
+    pair_head = True
+
     def __init__(self, config: BertConfig):
         super().__init__()
         self.config = config
@@ -583,15 +637,12 @@ class BertForPreTraining(PreTrainedBert):
         self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, masked_lm_labels=None,
-                next_sentence_label=None, masked_lm_positions=None, **aliases) -> HeadOutput:
-        """``masked_lm_positions``: where the labelled tokens sit in the token list
-        (made by the data pipeline, see ``PretrainingBatches``)."""
-        masked_lm_labels = masked_lm_labels if masked_lm_labels is not None else aliases.pop("labels", None)
-        tokens, layout = self.bert.encode(input_ids, input_mask, segment_ids, **aliases)
-        prediction_logits, mlm_loss, positions = _masked_lm(
-            self.cls.predictions, tokens, layout, masked_lm_labels, masked_lm_positions)
-        pooled = self.bert.pooler(tokens.index_select(0, layout.first_tokens().to(tokens.device)))
-        sequence_output = layout.pad(tokens)
+                next_sentence_label=None, masked_lm_positions=None, prediction_tokens=None, **aliases) -> HeadOutput:
+        """``masked_lm_positions`` / ``prediction_tokens``: where the labelled tokens
+        sit, worked out ahead by the data pipeline (see ``PretrainingBatches``)."""
+        prediction_logits, mlm_loss, positions, first, sequence_output = self._forward(
+            input_ids, input_mask, segment_ids, masked_lm_labels, masked_lm_positions, prediction_tokens, aliases)
+        pooled = self.bert.pooler(first)
         pair_logits = self.cls.seq_relationship(pooled)
         pair_loss = None
         if next_sentence_label is not None:
@@ -604,7 +655,7 @@ class BertForPreTraining(PreTrainedBert):
         )
 
 
-class BertForMaskedLM(PreTrainedBert):
+class BertForMaskedLM(_PretrainingBase):
     """BERT with the masked-LM head only (no pooler, as in RoBERTa-style pretraining).
 
     >>> config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1,
@@ -623,14 +674,12 @@ class BertForMaskedLM(PreTrainedBert):
         self.cls.predictions.decoder.weight = self.bert.embeddings.word_embeddings.weight
 
     def forward(self, input_ids, input_mask=None, segment_ids=None, masked_lm_labels=None,
-                masked_lm_positions=None, **aliases) -> HeadOutput:
-        masked_lm_labels = masked_lm_labels if masked_lm_labels is not None else aliases.pop("labels", None)
+                masked_lm_positions=None, prediction_tokens=None, **aliases) -> HeadOutput:
         aliases.pop("next_sentence_label", None)  # batches made for a pair objective also fit here
-        tokens, layout = self.bert.encode(input_ids, input_mask, segment_ids, **aliases)
-        logits, loss, positions = _masked_lm(self.cls.predictions, tokens, layout, masked_lm_labels,
-                                             masked_lm_positions)
+        logits, loss, positions, _, sequence_output = self._forward(
+            input_ids, input_mask, segment_ids, masked_lm_labels, masked_lm_positions, prediction_tokens, aliases)
         return HeadOutput(loss=loss, prediction_logits=logits, mlm_loss=loss,
-                          masked_positions=positions, sequence_output=layout.pad(tokens))
+                          masked_positions=positions, sequence_output=sequence_output)
 
 
 class BertForSequenceClassification(PreTrainedBert):

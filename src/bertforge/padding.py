@@ -66,3 +66,75 @@ class Unpadding:
         flat = tokens.new_zeros(self.batch * self.length, *tokens.shape[1:])
         flat = flat.index_copy(0, self.indices, tokens)
         return flat.reshape(self.batch, self.length, *tokens.shape[1:])
+
+
+@dataclass(frozen=True)
+class TokenSelection:
+    """The tokens a last layer has to compute, when only some outputs are read.
+
+    A masked-LM loss reads the last layer at the masked tokens (and at [CLS] for a
+    sentence-pair head): the last layer still needs keys and values of every
+    token, but queries, the attention output and the feed-forward block only for
+    these, about a sixth of the tokens. The selection lays them out as a
+    ``(batch, width)`` grid of queries (``slots``), and, for variable-length
+    kernels, as cumulative counts per row.
+
+    >>> row_starts = torch.tensor([0, 4, 7])  # two rows: tokens 0-3 and 4-6
+    >>> picked = TokenSelection.for_predictions(torch.tensor([2, 5, 6]), row_starts, include_first=True)
+    >>> picked.flat.tolist(), picked.width, picked.slots.tolist()
+    ([0, 2, 4, 5, 6], 3, [0, 1, 3, 4, 5])
+    >>> picked.labelled.tolist(), picked.firsts.tolist()
+    ([1, 3, 4], [0, 2])
+    """
+
+    flat: torch.Tensor  # (M,) token-list indices, ascending, so row by row
+    slots: torch.Tensor  # (M,) place of each in the (batch * width) query grid
+    batch: int
+    width: int  # most tokens selected in one row
+    cu_seqlens: torch.Tensor  # int32 (batch + 1,): selected tokens per row, cumulative
+    labelled: torch.Tensor | None = None  # indices into ``flat`` of the labelled tokens, in their order
+    firsts: torch.Tensor | None = None  # indices into ``flat`` of each row's first token
+
+    @classmethod
+    def for_predictions(cls, labelled: torch.Tensor, row_starts: torch.Tensor,
+                        include_first: bool) -> "TokenSelection":
+        """The labelled tokens (ascending token-list indices), and each row's first
+        token when ``include_first``. ``row_starts``: where each row starts among the
+        tokens, with the total at the end. Reads one number back (the width), so a
+        data pipeline makes it on the CPU."""
+        row_starts = row_starts.long()
+        batch = len(row_starts) - 1
+        firsts = row_starts[:-1]
+        labelled = labelled.long()
+        flat = torch.unique(torch.cat([labelled, firsts]) if include_first else labelled)
+        rows = torch.searchsorted(row_starts[1:], flat, right=True)
+        counts = torch.bincount(rows, minlength=batch)
+        before = torch.cumsum(counts, 0) - counts
+        width = max(1, int(counts.max())) if batch else 1
+        slots = rows * width + (torch.arange(len(flat), device=flat.device) - before[rows])
+        cu_seqlens = torch.zeros(batch + 1, dtype=torch.int32, device=flat.device)
+        torch.cumsum(counts, 0, out=cu_seqlens[1:])
+        return cls(flat, slots, batch, width, cu_seqlens, torch.searchsorted(flat, labelled),
+                   torch.searchsorted(flat, firsts) if include_first else None)
+
+    @classmethod
+    def first_of_rows(cls, firsts: torch.Tensor) -> "TokenSelection":
+        """Each row's first token alone ([CLS]: all a pooled output needs)."""
+        batch = len(firsts)
+        order = torch.arange(batch, device=firsts.device)
+        cu_seqlens = torch.arange(batch + 1, dtype=torch.int32, device=firsts.device)
+        return cls(firsts, order, batch, 1, cu_seqlens, None, order)
+
+    def to(self, device, non_blocking: bool = False) -> "TokenSelection":
+        move = (lambda t: None if t is None else t.to(device, non_blocking=non_blocking))
+        return replace(self, flat=move(self.flat), slots=move(self.slots), cu_seqlens=move(self.cu_seqlens),
+                       labelled=move(self.labelled), firsts=move(self.firsts))
+
+    def to_grid(self, rows: torch.Tensor) -> torch.Tensor:
+        """``(M, hidden)`` -> ``(batch, width, hidden)``, zeros in the empty places."""
+        grid = rows.new_zeros(self.batch * self.width, *rows.shape[1:])
+        return grid.index_copy(0, self.slots, rows).view(self.batch, self.width, *rows.shape[1:])
+
+    def from_grid(self, grid: torch.Tensor) -> torch.Tensor:
+        """``(batch, width, ...)`` -> ``(M, ...)``."""
+        return grid.reshape(self.batch * self.width, *grid.shape[2:]).index_select(0, self.slots)

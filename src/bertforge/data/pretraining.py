@@ -26,7 +26,7 @@ import torch
 
 from ..errors import BertforgeError
 from ..model import IGNORE_INDEX
-from ..padding import Unpadding
+from ..padding import TokenSelection, Unpadding
 from .shards import Shard, ShardSet
 
 PAIR_OBJECTIVES = ("nsp", "sop", "none")
@@ -208,7 +208,7 @@ class PretrainingBatches:
     ...                              batch_size=4, held_out_fraction=0.0)
     >>> batch = next(batches.epoch(0))
     >>> sorted(batch), batch["input_ids"].shape[0]
-    (['input_ids', 'input_mask', 'masked_lm_labels', 'masked_lm_positions', 'next_sentence_label', 'segment_ids', 'unpadding'], 4)
+    (['input_ids', 'input_mask', 'masked_lm_labels', 'next_sentence_label', 'prediction_tokens', 'segment_ids', 'unpadding'], 4)
     """
 
     def __init__(self, shards: ShardSet, vocabulary: Vocabulary, settings: MaskingSettings, batch_size: int,
@@ -304,8 +304,10 @@ class PretrainingBatches:
         real_labels = mlm_labels.reshape(-1)[unpadding.indices.numpy()]
         batch = {"input_ids": torch.from_numpy(input_ids), "input_mask": mask,
                  "segment_ids": torch.from_numpy(segment_ids), "masked_lm_labels": torch.from_numpy(mlm_labels),
-                 "masked_lm_positions": torch.from_numpy(np.flatnonzero(real_labels != IGNORE_INDEX)),
-                 "unpadding": unpadding}
+                 "unpadding": unpadding,
+                 "prediction_tokens": TokenSelection.for_predictions(
+                     torch.from_numpy(np.flatnonzero(real_labels != IGNORE_INDEX)), unpadding.cu_seqlens,
+                     include_first=self.settings.pairs)}
         if self.settings.pairs:
             batch["next_sentence_label"] = torch.tensor(labels, dtype=torch.long)
         return batch
