@@ -239,10 +239,19 @@ class TrainingLoop:
         with replacing(self.checkpoint_path) as temporary:  # a kill never leaves half a checkpoint
             torch.save(payload, temporary)
 
+    def _rng_path(self) -> Path:
+        return self.output_dir / f"checkpoint.rank{self.rank}.rng"
+
     def _save_checkpoint_once(self) -> None:
-        """Process 0 writes; the others wait until the file is complete."""
+        """Process 0 writes the checkpoint; every other process its own random state
+        (its dropout masks), so a resumed data-parallel run continues each stream."""
         if self.is_main:
             self.save_checkpoint()
+        else:
+            with replacing(self._rng_path()) as temporary:
+                torch.save({"step": self.state.step, "torch_rng": torch.get_rng_state(),
+                            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+                           temporary)
         distributed.barrier()
 
     def load_checkpoint(self) -> bool:
@@ -269,6 +278,12 @@ class TrainingLoop:
             torch.cuda.set_rng_state_all(payload["cuda_rng"])
         np.random.set_state(_numpy_state_from_json(json.loads(payload["numpy_rng"])))
         random.setstate(_python_state_from_json(json.loads(payload["python_rng"])))
+        if not self.is_main and self._rng_path().is_file():
+            own = torch.load(self._rng_path(), map_location="cpu", weights_only=True)
+            if own["step"] == self.state.step:  # written with this checkpoint
+                torch.set_rng_state(own["torch_rng"])
+                if own["cuda_rng"] and torch.cuda.is_available():
+                    torch.cuda.set_rng_state_all(own["cuda_rng"])
         return True
 
     # -- the loop ---------------------------------------------------------------------
@@ -352,7 +367,7 @@ class TrainingLoop:
         if resumed and self.state.finished:
             return self.state
         if not resumed:
-            set_seed(self.args.seed)
+            set_seed(self.args.seed + self.rank)  # each process its own dropout masks
             if self.is_main:
                 (self.output_dir / "log.jsonl").unlink(missing_ok=True)  # a fresh run starts a fresh log
         self.model.to(self.device).train()
