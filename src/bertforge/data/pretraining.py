@@ -98,7 +98,8 @@ class Vocabulary:
         if tokenizer.mask_id is None:
             raise BertforgeError("the vocabulary has no [MASK] token; masked-LM pretraining needs one "
                                  "(bertforge vocab adds it)")
-        special = {tokenizer.vocab[token] for token in tokenizer.special_tokens.values() if token in tokenizer.vocab}
+        vocab = tokenizer.vocab  # a fresh dict per call: read it once
+        special = {vocab[token] for token in tokenizer.special_tokens.values() if token in vocab}
         size = tokenizer.vocab_size
         replacement = np.array([i for i in range(size) if i not in special], dtype=np.int64)
         return cls(tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id, size,
