@@ -225,6 +225,25 @@ def cmd_fill_mask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Turn texts from a file (CSV, TSV, JSONL or one text per line) or stdin into sentence
+    embeddings, written as .npy (one array) or .jsonl (text and embedding per line)."""
+    from .data.labeled import read_texts
+    from .embedding import Embedder, check_output_path, save_embeddings
+
+    out = check_output_path(args.out)  # a wrong suffix should fail before the model is read
+    data = read_texts(sys.stdin if args.input == "-" else args.input, text_column=args.text_column)
+    if not data.texts:
+        raise BertforgeError(f"{data.path}: no texts found; give one text per line or a text column")
+    embedder = Embedder.load(args.model, pooling=args.pooling, normalize=args.normalize,
+                             max_length=args.max_length, device=args.device, batch_size=args.batch_size)
+    vectors = embedder.encode(data.texts, progress=not args.quiet)
+    save_embeddings(out, data.texts, vectors)
+    if not args.quiet:
+        print(f"{len(vectors)} embeddings of dimension {vectors.shape[1]} written to {out}")
+    return 0
+
+
 def _add_column_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-column", help="name or 0-based position of the text column")
     parser.add_argument("--text-pair-column", help="second text, for pair tasks")
@@ -435,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                           help="auto: bf16 on a GPU, fp32 on a CPU")
     training.add_argument("--compile", action="store_true", help="run the model through torch.compile")
-    training.add_argument("--device", help="cpu or cuda (default: a GPU when there is one)")
+    training.add_argument("--device", help="cpu or cuda; None means a GPU when there is one")
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     training.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -449,6 +468,25 @@ def build_parser() -> argparse.ArgumentParser:
     fill.add_argument("text", help="text with one or more [MASK]")
     fill.add_argument("--top-k", type=int, default=5)
     fill.set_defaults(run=cmd_fill_mask)
+
+    embed = commands.add_parser(
+        "embed", help="turn texts into sentence embeddings", description=cmd_embed.__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="example: bertforge embed --model ./all-MiniLM-L6-v2 --normalize trec/test.csv --out trec.npy",
+    )
+    embed.add_argument("--model", required=True, help="model directory")
+    embed.add_argument("input", help="file of texts (CSV, TSV, JSONL or plain lines), or - for stdin")
+    embed.add_argument("--out", required=True, help="output file: .npy or .jsonl")
+    embed.add_argument("--text-column", help="name or 0-based position of the text column")
+    embed.add_argument("--pooling", choices=["mean", "cls", "pooled"], default="mean",
+                       help="mean of the tokens, the [CLS] state, or the pooler output")
+    embed.add_argument("--normalize", action="store_true", help="scale every vector to unit length")
+    embed.add_argument("--batch-size", type=int, default=64)
+    embed.add_argument("--max-length", type=int, help="truncate texts to this many tokens (default: the "
+                                                      "model's positions, at most 512)")
+    embed.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    embed.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    embed.set_defaults(run=cmd_embed)
     return parser
 
 
