@@ -596,8 +596,8 @@ class _PretrainingBase(PreTrainedBert):
         if masked_lm_labels is None:
             tokens = self.bert.encoder(tokens, layout)
             first = tokens.index_select(0, layout.first_tokens().to(tokens.device)) if self.pair_head else None
-            logits = self.cls.predictions(layout.pad(tokens))
-            return logits, None, None, first, layout.pad(tokens)
+            sequence_output = layout.pad(tokens)
+            return self.cls.predictions(sequence_output), None, None, first, sequence_output
         labels = layout.unpad(_as_ids(masked_lm_labels).to(tokens.device))
         selection = prediction_tokens
         if selection is not None and self.pair_head and selection.firsts is None:
