@@ -17,6 +17,8 @@ for dropout in 0.1 0; do
   python3 benchmarks/bench_pretrain_step.py --preset base --batch-size 128 --steps 30 --attention-dropout $dropout 2>&1 \
     | tee -a "$OUT/pretrain_step.txt"
 done
+python3 benchmarks/bench_pretrain_step.py --preset base --batch-size 128 --steps 40 --attention-dropout 0.1 --compile \
+  2>&1 | grep -v -i warn | tee -a "$OUT/pretrain_step.txt"
 python3 -m bertforge vocab "$POE" --vocab-size 8000 --cased --out "$WORK/vocab" --quiet 2>&1 | tee "$OUT/pretrain_e2e.txt"
 torchrun --nproc-per-node 1 -m bertforge pretrain "$POE" --vocab "$WORK/vocab" --out "$WORK/model" --shards "$WORK/shards" \
   --preset small --seq-len 128 --batch-size 256 --max-steps 300 --eval-every 100 --log-every 50 --dropout 0 \
