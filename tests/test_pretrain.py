@@ -218,7 +218,7 @@ def test_two_processes_follow_the_loss_curve_of_one(pretrained, corpus_file, tmp
     curves = {}
     for processes in (1, 2):
         out = tmp_path / f"run{processes}"
-        command = ["torchrun", "--nproc-per-node", str(processes), "--master-port", str(29500 + processes),
+        command = ["torchrun", "--standalone", "--nproc-per-node", str(processes),  # a free port of its own
                    "-m", "bertforge", "pretrain", str(corpus_file), "--vocab", str(pretrained / "vocab"),
                    "--out", str(out), "--shards", str(pretrained / "shards"), "--preset", "tiny", "--seq-len", "48",
                    "--batch-size", "8", "--max-steps", "10", "--log-every", "1", "--dropout", "0",
