@@ -460,6 +460,13 @@ def plot(rows: list[dict], path: Path, args) -> None:
     plt.close(figure)
 
 
+def portable(text: str, work: Path) -> str:
+    """Results name the data as ../shared/data/... and the work folder as <work-dir>,
+    not as paths of the machine that ran them."""
+    text = text.replace(str(DATA.resolve()), "../shared/data").replace(str(DATA), "../shared/data")
+    return text.replace(str(work.resolve()), "<work-dir>").replace(str(work), "<work-dir>")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DATA / "poe" / "poe.txt")
@@ -572,7 +579,7 @@ def main() -> None:
     if trec is not None:
         result["trec"] = trec
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    args.out.write_text(portable(json.dumps(result, indent=2), work) + "\n", encoding="utf-8")
     if rows:
         plot(rows, args.plot, args)
     print(f"wrote {args.out}" + (f" and {args.plot}" if rows else ""))
