@@ -236,6 +236,8 @@ class PretrainingBatches:
                     "(blank-line separated); add documents, or use --pair-objective sop or none")
         self.document_lists = [np.flatnonzero(docs) for docs in self.documents]
         self.document_rank = [np.cumsum(docs) - 1 for docs in self.documents]
+        # Where each document starts among the tokens: packed sequences put a [SEP] there.
+        self.document_token_starts = [shard.sentence_starts[shard.document_starts] for shard in shards.shards]
 
     def _plan(self) -> np.ndarray:
         settings = self.settings
@@ -319,7 +321,7 @@ class PretrainingBatches:
         shard = self.shards.shards[shard_index]
         vocab = self.vocabulary
         if not self.settings.pairs:
-            return self._packed(shard, begin, end), 0, 0
+            return self._packed(shard_index, begin, end), 0, 0
         starts = shard.sentence_starts
         inside = starts[np.searchsorted(starts, begin, side="right"):np.searchsorted(starts, end, side="left")]
         if len(inside):  # cut between two sentences
@@ -352,11 +354,11 @@ class PretrainingBatches:
         end = min(int(shard.sentence_starts[last]), begin + max(1, budget))
         return shard.tokens[begin:end]
 
-    def _packed(self, shard: Shard, begin: int, end: int) -> np.ndarray:
+    def _packed(self, shard_index: int, begin: int, end: int) -> np.ndarray:
         """``[CLS] doc1 [SEP] doc2 ... [SEP]``: a [SEP] where one document ends and the next starts."""
-        vocab = self.vocabulary
-        document_token_starts = shard.sentence_starts[shard.document_starts]
-        cuts = document_token_starts[(document_token_starts > begin) & (document_token_starts < end)]
+        vocab, shard = self.vocabulary, self.shards.shards[shard_index]
+        starts = self.document_token_starts[shard_index]
+        cuts = starts[np.searchsorted(starts, begin, side="right"):np.searchsorted(starts, end, side="left")]
         pieces: list = [[vocab.cls_id]]
         for piece_begin, piece_end in zip([begin, *cuts], [*cuts, end]):
             pieces.extend([shard.tokens[piece_begin:piece_end], [vocab.sep_id]])

@@ -80,12 +80,16 @@ def barrier() -> None:
         dist.barrier()
 
 
+def _collective_device() -> torch.device:
+    """NCCL reduces tensors on this process's GPU, gloo on the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
 def sum_over_processes(values: list[float]) -> list[float]:
     """Element-wise sum of ``values`` over all processes (the values themselves alone)."""
     if not active():
         return [float(v) for v in values]
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
-    tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=_collective_device())
     dist.all_reduce(tensor)
     return tensor.tolist()
 
@@ -95,8 +99,7 @@ def agree_on_stop(reason: str | None) -> str | None:
     if not active():
         return reason
     code = 0 if reason is None else STOP_REASONS.index(reason) + 1
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
-    tensor = torch.tensor([code], dtype=torch.int64, device=device)
+    tensor = torch.tensor([code], dtype=torch.int64, device=_collective_device())
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     agreed = int(tensor.item())
     return STOP_REASONS[agreed - 1] if agreed else None
