@@ -22,7 +22,9 @@ from .data.labeled import LabelEncoder, LabeledData, read_labeled, read_texts
 from .errors import BertforgeError
 from .evaluation import compute_metrics
 from .inference import run_batched
+from .long_text import LongText, combine, encode_windows
 from .model import BertForSequenceClassification, check_vocabulary
+from .onnx_model import ONNX_FILE, OnnxClassifierModel
 from .tokenization import Tokenizer
 
 
@@ -34,19 +36,24 @@ class Classifier:
         clf.evaluate("trec/test.csv")["accuracy"]                     # 0.966
     """
 
-    def __init__(self, model: BertForSequenceClassification, tokenizer: Tokenizer, encoder: LabelEncoder,
-                 max_seq_length: int = 256, columns: dict | None = None, device: str | None = None,
-                 threshold: float = 0.5):
+    def __init__(self, model: BertForSequenceClassification | OnnxClassifierModel, tokenizer: Tokenizer,
+                 encoder: LabelEncoder, max_seq_length: int = 256, columns: dict | None = None,
+                 device: str | None = None, threshold: float = 0.5, metadata: dict | None = None,
+                 long_text: LongText | None = None):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device).eval()
+        # An exported folder runs through ONNX Runtime on the CPU; a PyTorch model goes to the device.
+        self.model = model if isinstance(model, OnnxClassifierModel) else model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.max_seq_length = max_seq_length
         self.columns = columns or {}
         self.threshold = threshold
+        self.metadata = metadata or {}
+        # How texts longer than max_seq_length are read: as the model was trained, unless told otherwise.
+        self.long_text = long_text or LongText.from_dict(self.metadata.get("long_text"))
 
     @classmethod
-    def load(cls, path: str | Path, device: str | None = None) -> "Classifier":
+    def load(cls, path: str | Path, device: str | None = None, long_text: LongText | None = None) -> "Classifier":
         directory = resolve_model_dir(path)
         metadata_path = directory / "bertforge.json"
         metadata: dict[str, Any] = {}
@@ -55,25 +62,32 @@ class Classifier:
                 metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
             except json.JSONDecodeError as error:
                 raise BertforgeError(f"{metadata_path}: not valid JSON ({error}); re-export the model") from None
-        model = load_pretrained(directory, BertForSequenceClassification)
-        if any(name.startswith("classifier.") for name in model.load_report.missing):
-            raise BertforgeError(
-                f"{directory}: has no trained classifier head; fine-tune it first with bertforge finetune"
-            )
+        if (directory / ONNX_FILE).is_file():  # written by bertforge export
+            model = OnnxClassifierModel(directory / ONNX_FILE)
+            if "label_encoder" not in metadata:
+                raise BertforgeError(f"{directory}: has {ONNX_FILE} but no bertforge.json with its labels; "
+                                     "export the model again with bertforge export")
+        else:
+            model = load_pretrained(directory, BertForSequenceClassification)
+            if any(name.startswith("classifier.") for name in model.load_report.missing):
+                raise BertforgeError(
+                    f"{directory}: has no trained classifier head; fine-tune it first with bertforge finetune"
+                )
         if "label_encoder" in metadata:
             encoder = LabelEncoder.from_dict(metadata["label_encoder"])
         else:  # a classifier from elsewhere: its config.json names the labels
             encoder = LabelEncoder.from_dict(json.loads((directory / "config.json").read_text(encoding="utf-8")))
-        if encoder.num_labels != model.num_labels:
+        if model.num_labels is not None and encoder.num_labels != model.num_labels:
             raise BertforgeError(
                 f"{directory}: the label list has {encoder.num_labels} entries but the model outputs "
                 f"{model.num_labels}; the folder mixes files of two models"
             )
         tokenizer = Tokenizer.from_pretrained(directory)
-        check_vocabulary(tokenizer.vocab_size, model.config, str(directory))
+        if not isinstance(model, OnnxClassifierModel):
+            check_vocabulary(tokenizer.vocab_size, model.config, str(directory))
         return cls(model, tokenizer, encoder,
                    max_seq_length=int(metadata.get("max_seq_length", 256)), columns=metadata.get("columns"),
-                   device=device)
+                   device=device, metadata=metadata, long_text=long_text)
 
     # -- predicting ---------------------------------------------------------------------
 
@@ -81,12 +95,17 @@ class Classifier:
                batch_size: int = 128, progress: bool = False) -> np.ndarray:
         """Raw model outputs (logits, or values for regression), one row per text."""
         if len(texts) == 0:
-            return np.empty((0, self.model.num_labels), dtype=np.float32)
-        arrays = self.tokenizer.encode_batch(list(texts), None if text_pairs is None else list(text_pairs),
-                                             max_length=self.max_seq_length, padding="longest")
+            return np.empty((0, self.encoder.num_labels), dtype=np.float32)
+        rows = encode_windows(self.tokenizer, list(texts), None if text_pairs is None else list(text_pairs),
+                              self.max_seq_length, self.long_text)
         model = self.model
-        return run_batched(lambda i, m, s: model(i, m, s).logits, arrays["input_ids"], arrays["input_mask"],
-                           arrays["segment_ids"], batch_size=batch_size, device=self.device, progress=progress)
+        if isinstance(model, OnnxClassifierModel):
+            raw = run_batched(model, rows.input_ids, rows.input_mask, rows.segment_ids,
+                              batch_size=batch_size, device=None, progress=progress)
+        else:
+            raw = run_batched(lambda i, m, s: model(i, m, s).logits, rows.input_ids, rows.input_mask,
+                              rows.segment_ids, batch_size=batch_size, device=self.device, progress=progress)
+        return combine(raw, rows, self.long_text.aggregate)
 
     def predict(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None,
                 batch_size: int = 128, progress: bool = False) -> list[dict[str, Any]]:

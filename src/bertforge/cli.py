@@ -51,6 +51,19 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Convert a TensorFlow BERT into a standard model directory: Google's original checkpoints
+    (bert_config.json, vocab.txt, bert_model.ckpt.*), TF Hub TF1 modules (tfhub_module.pb) and
+    TF2 SavedModels of the TF Model Garden's BertEncoder. Needs the tensorflow extra."""
+    from .convert import convert
+
+    do_lower_case = True if args.uncased else False if args.cased else None
+    result = convert(args.source, args.out, do_lower_case=do_lower_case, num_attention_heads=args.heads,
+                     vocab_file=args.vocab)
+    print(result.summary())
+    return 0
+
+
 def _layers(value: str):
     return value if value == "all" else int(value)
 
@@ -69,7 +82,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         eval_batch_size=args.eval_batch_size, learning_rate=args.learning_rate, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm or None,
         gradient_accumulation=args.gradient_accumulation, max_seq_length=args.max_seq_length,
-        early_stopping_patience=args.early_stopping, class_weights=args.class_weights,
+        long_text=args.long_text or ("sliding-window" if args.stride else "truncate"), stride=args.stride,
+        window_aggregate=args.window_aggregate or "mean", early_stopping_patience=args.early_stopping, class_weights=args.class_weights,
         frozen_cache=not args.no_frozen_cache, precision=args.precision, seed=args.seed, device=args.device,
         resume=args.resume, keep_checkpoint=args.keep_checkpoint, checkpoint_every=args.checkpoint_every,
         progress=not args.quiet,
@@ -90,7 +104,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .classifier import Classifier
     from .evaluation import format_summary, write_report
 
-    classifier = Classifier.load(args.model, device=args.device)
+    classifier = Classifier.load(args.model, device=args.device, long_text=_long_text(args))
     metrics = classifier.evaluate(args.data, unknown=args.unknown_labels, batch_size=args.batch_size,
                                   text_column=args.text_column, label_column=args.label_column,
                                   text_pair_column=args.text_pair_column)
@@ -108,12 +122,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Label texts from a file (CSV, JSONL or one text per line) or stdin; CSV or JSONL out."""
     from .classifier import Classifier
 
-    classifier = Classifier.load(args.model, device=args.device)
+    classifier = Classifier.load(args.model, device=args.device, long_text=_long_text(args))
     count = classifier.predict_file(args.input, args.output, text_column=args.text_column,
                                     text_pair_column=args.text_pair_column, batch_size=args.batch_size,
                                     progress=not args.quiet)
     if args.output:
         print(f"{count} predictions written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a fine-tuned classifier to ONNX (optionally int8) as one folder: graph, tokenizer
+    and labels. The graph is checked against the PyTorch model on a sample before the folder is
+    written; bertforge predict and evaluate run the folder through ONNX Runtime."""
+    from .export import export_onnx
+
+    check = export_onnx(args.model, args.out, int8=args.int8, sample=args.sample, text_column=args.text_column,
+                        tolerance=args.tolerance, min_agreement=args.min_agreement, opset=args.opset,
+                        overwrite=args.overwrite)
+    print(f"exported to {args.out}: {check.summary()}")
     return 0
 
 
@@ -235,13 +262,51 @@ def cmd_embed(args: argparse.Namespace) -> int:
     data = read_texts(sys.stdin if args.input == "-" else args.input, text_column=args.text_column)
     if not data.texts:
         raise BertforgeError(f"{data.path}: no texts found; give one text per line or a text column")
+    if args.window_aggregate == "max":
+        raise BertforgeError("--window-aggregate max applies to logits; the windows of a long text are averaged "
+                             "into one embedding, so leave it out")
     embedder = Embedder.load(args.model, pooling=args.pooling, normalize=args.normalize,
-                             max_length=args.max_length, device=args.device, batch_size=args.batch_size)
+                             max_length=args.max_length, device=args.device, batch_size=args.batch_size,
+                             long_text=_long_text(args))
     vectors = embedder.encode(data.texts, progress=not args.quiet)
     save_embeddings(out, data.texts, vectors)
     if not args.quiet:
         print(f"{len(vectors)} embeddings of dimension {vectors.shape[1]} written to {out}")
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve a model directory over HTTP: POST /predict (fine-tuned classifiers), POST /embed,
+    GET /health, and the OpenAPI description at /openapi.json (docs at /docs). Requests that
+    arrive together are batched into one model run. Needs the serve extra."""
+    from .serving.app import serve
+
+    serve(args.model, host=args.host, port=args.port, pooling=args.pooling, normalize=args.normalize,
+          max_length=args.max_length, device=args.device, max_texts=args.max_texts,
+          max_text_bytes=args.max_text_bytes, max_batch=args.max_batch, batch_wait_ms=args.batch_wait_ms,
+          access_log=not args.no_access_log)
+    return 0
+
+
+def _add_long_text_options(parser: argparse.ArgumentParser, as_trained: bool = False) -> None:
+    """The one long-text setting of finetune, evaluate, predict and embed."""
+    default = " (default: as the model was trained)" if as_trained else " (default: truncate)"
+    parser.add_argument("--long-text", choices=["truncate", "head-tail", "sliding-window"],
+                        help="texts longer than the window: keep the start, a quarter from the start and the "
+                             "rest from the end, or windows every --stride tokens" + default)
+    parser.add_argument("--stride", type=int, help="sliding-window: tokens between window starts (default: half a window)")
+    parser.add_argument("--window-aggregate", choices=["mean", "max"],
+                        help="sliding-window: combine the windows' logits by mean or max" + default)
+
+
+def _long_text(args: argparse.Namespace):
+    """The LongText the options ask for, or None to keep the model's own setting."""
+    from .long_text import LongText
+
+    if args.long_text is None and args.stride is None and args.window_aggregate is None:
+        return None
+    mode = args.long_text or ("sliding-window" if args.stride is not None else "truncate")
+    return LongText(mode, args.stride, args.window_aggregate or "mean")
 
 
 def _add_column_options(parser: argparse.ArgumentParser) -> None:
@@ -278,6 +343,19 @@ def build_parser() -> argparse.ArgumentParser:
     tokenize.add_argument("--max-seq-length", type=int, default=32)
     tokenize.set_defaults(run=cmd_tokenize)
 
+    convert = commands.add_parser(
+        "convert", help="turn a TensorFlow BERT into a model directory", description=cmd_convert.__doc__,
+        epilog="example: bertforge convert uncased_L-12_H-768_A-12 --out bert-base-uncased",
+    )
+    convert.add_argument("source", help="Google checkpoint folder, TF Hub TF1 module or TF2 SavedModel folder")
+    convert.add_argument("--out", required=True, help="model directory to write")
+    case = convert.add_mutually_exclusive_group()
+    case.add_argument("--cased", action="store_true", help="keep case (overrides what the model declares)")
+    case.add_argument("--uncased", action="store_true", help="lower-case text (overrides what the model declares)")
+    convert.add_argument("--heads", type=int, help="attention heads, for TF1 Hub modules that do not record them")
+    convert.add_argument("--vocab", help="vocab.txt to use when the folder has none")
+    convert.set_defaults(run=cmd_convert)
+
     finetune = commands.add_parser(
         "finetune", help="fine-tune a classifier on labeled files", description=cmd_finetune.__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -313,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--max-grad-norm", type=float, default=1.0, help="0 turns clipping off")
     model.add_argument("--gradient-accumulation", type=int, default=1)
     model.add_argument("--max-seq-length", type=int, default=256)
+    _add_long_text_options(model)
     model.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after this many evaluations without improvement")
     model.add_argument("--class-weights", choices=["balanced"], help="weigh classes inversely to their frequency")
     model.add_argument("--no-frozen-cache", action="store_true", help="recompute the frozen layers every epoch")
@@ -337,20 +416,43 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--unknown-labels", choices=["error", "drop"], default="error")
     evaluate.add_argument("--batch-size", type=int, default=128)
     evaluate.add_argument("--device")
+    _add_long_text_options(evaluate, as_trained=True)
     evaluate.set_defaults(run=cmd_evaluate)
 
     predict = commands.add_parser(
         "predict", help="label texts with a fine-tuned model", description=cmd_predict.__doc__,
         epilog="example: cat questions.txt | bertforge predict --model runs/trec - > labels.jsonl",
     )
-    predict.add_argument("--model", required=True, help="directory written by bertforge finetune")
+    predict.add_argument("--model", required=True, help="directory written by bertforge finetune or export")
     predict.add_argument("input", help="file of texts (CSV, JSONL or plain lines), or - for stdin")
     predict.add_argument("--output", help="CSV or JSONL file (by extension); stdout as JSONL when omitted")
     _add_column_options(predict)
     predict.add_argument("--batch-size", type=int, default=128)
     predict.add_argument("--device")
+    _add_long_text_options(predict, as_trained=True)
     predict.add_argument("--quiet", action="store_true")
     predict.set_defaults(run=cmd_predict)
+
+    from .export import DEFAULT_MIN_AGREEMENT, DEFAULT_OPSET, DEFAULT_TOLERANCE
+
+    export = commands.add_parser(
+        "export", help="export a fine-tuned classifier to ONNX (fp32 or int8), checked",
+        description=cmd_export.__doc__,
+        epilog="example: bertforge export --format onnx --int8 --model runs/trec --out runs/trec-int8",
+    )
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="the exported format")
+    export.add_argument("--model", required=True, help="directory written by bertforge finetune")
+    export.add_argument("--out", required=True, help="new folder for the exported model")
+    export.add_argument("--int8", action="store_true", help="quantize the weights to int8 (smaller, faster on CPU)")
+    export.add_argument("--sample", help="texts for the check (default: the training file, else random words)")
+    export.add_argument("--text-column", help="text column of --sample")
+    export.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                        help="largest logit difference allowed (fp32)")
+    export.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT,
+                        help="least share of equal predictions (int8)")
+    export.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset version")
+    export.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
+    export.set_defaults(run=cmd_export)
 
     from .estimate import DEFAULT_MLM_FRACTION, DEFAULT_UTILIZATION, DEVICES
 
@@ -482,11 +584,40 @@ def build_parser() -> argparse.ArgumentParser:
                        help="mean of the tokens, the [CLS] state, or the pooler output")
     embed.add_argument("--normalize", action="store_true", help="scale every vector to unit length")
     embed.add_argument("--batch-size", type=int, default=64)
-    embed.add_argument("--max-length", type=int, help="truncate texts to this many tokens (default: the "
+    _add_long_text_options(embed)
+    embed.add_argument("--max-length", type=int, help="window in tokens (default: the "
                                                       "model's positions, at most 512)")
     embed.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     embed.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     embed.set_defaults(run=cmd_embed)
+
+    from .serving.limits import DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_TEXT_BYTES, DEFAULT_MAX_TEXTS
+
+    serve = commands.add_parser(
+        "serve", help="serve a model over HTTP (predict, embed, health)", description=cmd_serve.__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="example: bertforge serve --model runs/trec --port 8000, then: curl -H 'Content-Type: "
+               "application/json' -d '{\"texts\": [\"Who wrote The Raven ?\"]}' http://127.0.0.1:8000/predict",
+    )
+    serve.add_argument("--model", required=True, help="model directory: a fine-tuned classifier, or any encoder")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on; anything but loopback lets other machines in")
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
+    serve.add_argument("--pooling", choices=["mean", "cls", "pooled"], default="mean", help="pooling for /embed")
+    serve.add_argument("--normalize", action="store_true",
+                       help="unit-length embeddings unless a request says otherwise")
+    serve.add_argument("--max-length", type=int, help="truncate texts to this many tokens (default: the "
+                                                      "classifier's training length, else the model's positions)")
+    serve.add_argument("--max-texts", type=int, default=DEFAULT_MAX_TEXTS, help="texts per request (more: 413)")
+    serve.add_argument("--max-text-bytes", type=int, default=DEFAULT_MAX_TEXT_BYTES,
+                       help="UTF-8 bytes per text (more: 413)")
+    serve.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH,
+                       help="most texts gathered from concurrent requests into one model run")
+    serve.add_argument("--batch-wait-ms", type=float, default=DEFAULT_BATCH_WAIT_MS,
+                       help="how long a lone request waits for others to join its batch")
+    serve.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)")
+    serve.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    serve.set_defaults(run=cmd_serve)
     return parser
 
 

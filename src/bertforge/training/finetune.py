@@ -30,6 +30,7 @@ from ..files import replacing
 from ..evaluation import compute_metrics, format_summary, plot_sweep, primary_metric, sweep_table, write_report
 from ..inference import run_batched
 from ..layer import BertLayer
+from ..long_text import LongText, Windows, combine, encode_windows
 from ..model import BertForSequenceClassification, HeadOutput, TokenLayout, check_vocabulary, classifier_loss
 from ..tokenization import Tokenizer
 from .frozen_cache import FrozenCache
@@ -68,6 +69,9 @@ class FineTuneSettings:
     max_grad_norm: float | None = 1.0
     gradient_accumulation: int = 1
     max_seq_length: int = 256
+    long_text: str = "truncate"  # see bertforge.long_text: truncate, head-tail or sliding-window
+    stride: int | None = None
+    window_aggregate: str = "mean"
     early_stopping_patience: int | None = None
     class_weights: str | None = None
     frozen_cache: bool = True
@@ -82,6 +86,7 @@ class FineTuneSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        self.long_text_setting  # a bad mode or stride fails here, before any work
         if self.fine_tune_layers != "all":
             try:
                 self.fine_tune_layers = int(self.fine_tune_layers)
@@ -105,6 +110,10 @@ class FineTuneSettings:
                 raise BertforgeError(f"--device {self.device!r} is not a device; use cpu, cuda or cuda:N") from None
             if device.type == "cuda" and not torch.cuda.is_available():
                 raise BertforgeError("--device cuda: no CUDA GPU is available here; use --device cpu")
+
+    @property
+    def long_text_setting(self) -> LongText:
+        return LongText(self.long_text, self.stride, self.window_aggregate)
 
 
 # -- the model being trained -------------------------------------------------------------
@@ -172,7 +181,8 @@ def layerwise_groups(trainable: TrainableClassifier, learning_rate: float, decay
 
 @dataclass
 class EncodedSplit:
-    """One split as model inputs: padded arrays, targets and the rows they came from."""
+    """One split as model inputs: padded arrays (one row per text, or several windows
+    of a long text), the targets of the texts, and which text each row belongs to."""
 
     name: str
     data: LabeledData
@@ -180,9 +190,20 @@ class EncodedSplit:
     input_mask: np.ndarray
     segment_ids: np.ndarray
     targets: np.ndarray | None
+    windows: Windows | None = None  # None: row i is text i
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    @property
+    def row_targets(self) -> np.ndarray | None:
+        """Targets per model row: every window of a text learns the text's label."""
+        if self.windows is None or self.targets is None:
+            return self.targets
+        return self.targets[self.windows.owner]
+
+    def per_text(self, scores: np.ndarray, aggregate: str) -> np.ndarray:
+        return scores if self.windows is None else combine(scores, self.windows, aggregate)
 
 
 class ClassifierBatches:
@@ -205,7 +226,7 @@ class ClassifierBatches:
             mask, ids, segments = trim_to_longest(split.input_mask[rows], split.input_ids[rows],
                                                   split.segment_ids[rows], input_mask=split.input_mask[rows])
             batch = {"input_mask": torch.from_numpy(np.ascontiguousarray(mask)),
-                     "labels": torch.from_numpy(split.targets[rows])}
+                     "labels": torch.from_numpy(split.row_targets[rows])}
             if self.cache is not None:
                 batch["frozen_tokens"] = self.cache.gather(rows)
             else:
@@ -215,7 +236,8 @@ class ClassifierBatches:
 
 
 def encode_split(name: str, data: LabeledData, tokenizer: Tokenizer, max_seq_length: int,
-                 encoder: LabelEncoder | None, unknown: str = "error") -> EncodedSplit:
+                 encoder: LabelEncoder | None, unknown: str = "error",
+                 long_text: LongText = LongText()) -> EncodedSplit:
     targets = None
     if encoder is not None and data.labels is not None:
         encoded = encoder.encode(data, unknown=unknown)
@@ -225,20 +247,23 @@ def encode_split(name: str, data: LabeledData, tokenizer: Tokenizer, max_seq_len
         targets = encoded.targets
     if len(data) == 0:
         raise BertforgeError(f"{data.path}: no rows left to use; check the file and the label column")
-    arrays = tokenizer.encode_batch(data.texts, data.text_pairs, max_length=max_seq_length, padding="longest")
-    return EncodedSplit(name, data, arrays["input_ids"], arrays["input_mask"], arrays["segment_ids"], targets)
+    rows = encode_windows(tokenizer, data.texts, data.text_pairs, max_seq_length, long_text)
+    return EncodedSplit(name, data, rows.input_ids, rows.input_mask, rows.segment_ids, targets,
+                        None if long_text.mode == "truncate" else rows)
 
 
 # -- the job ----------------------------------------------------------------------------
 
 
-def predict_scores(trainable: TrainableClassifier, split: EncodedSplit, batch_size: int, device) -> np.ndarray:
+def predict_scores(trainable: TrainableClassifier, split: EncodedSplit, batch_size: int, device,
+                   aggregate: str = "mean") -> np.ndarray:
+    """Scores per text (the windows of a long text folded by ``aggregate``)."""
     was_training = trainable.training
     trainable.eval()
     scores = run_batched(lambda i, m, s: trainable.logits(i, m, s), split.input_ids, split.input_mask,
                          split.segment_ids, batch_size=batch_size, device=device)
     trainable.train(was_training)
-    return scores
+    return split.per_text(scores, aggregate)
 
 
 def finetune(settings: FineTuneSettings) -> dict[str, Any]:
@@ -280,9 +305,12 @@ def finetune(settings: FineTuneSettings) -> dict[str, Any]:
     config.check_sequence_length(settings.max_seq_length)  # before any work, not at the first evaluation
     tokenizer = Tokenizer.from_pretrained(model_dir)
     length = settings.max_seq_length
-    train = encode_split("train", train_data, tokenizer, length, encoder)
-    val = encode_split("validation", val_data, tokenizer, length, encoder, settings.unknown_labels) if val_data else None
-    test = encode_split("test", test_data, tokenizer, length, encoder, settings.unknown_labels) if test_data else None
+    long_text = settings.long_text_setting
+    train = encode_split("train", train_data, tokenizer, length, encoder, long_text=long_text)
+    val = (encode_split("validation", val_data, tokenizer, length, encoder, settings.unknown_labels, long_text)
+           if val_data else None)
+    test = (encode_split("test", test_data, tokenizer, length, encoder, settings.unknown_labels, long_text)
+            if test_data else None)
 
     set_seed(settings.seed)  # the head's initial weights
     model = load_pretrained(model_dir, BertForSequenceClassification, config=config, id2label=encoder.id2label,
@@ -316,7 +344,7 @@ def finetune(settings: FineTuneSettings) -> dict[str, Any]:
     best_path = out / BEST_WEIGHTS
 
     def evaluate(module: TrainableClassifier) -> dict:
-        scores = predict_scores(module, val, settings.eval_batch_size, device)
+        scores = predict_scores(module, val, settings.eval_batch_size, device, long_text.aggregate)
         result = compute_metrics(encoder.task, val.targets, scores, labels)
         return {key: value for key, value in result.items() if isinstance(value, (int, float))}
 
@@ -340,7 +368,7 @@ def finetune(settings: FineTuneSettings) -> dict[str, Any]:
 
     result: dict[str, Any] = {
         "task": encoder.task, "labels": labels, "fine_tune_layers": settings.fine_tune_layers,
-        "train_examples": len(train), "epochs_run": state.epoch, "steps": state.step,
+        "train_examples": len(train.data), "train_rows": len(train), "epochs_run": state.epoch, "steps": state.step,
         "stop_reason": state.stop_reason, "train_seconds": round(train_seconds, 2),
         "examples_per_second": round(state.examples / max(train_seconds, 1e-9), 2),
         "frozen_cache": uses_cache, "frozen_cache_mb": round(cache.nbytes / 2**20, 1) if cache else 0,
@@ -348,15 +376,15 @@ def finetune(settings: FineTuneSettings) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     if val is not None:
         metrics["validation"] = compute_metrics(encoder.task, val.targets, predict_scores(
-            trainable, val, settings.eval_batch_size, device), labels)
+            trainable, val, settings.eval_batch_size, device, long_text.aggregate), labels)
     if test is not None:
         metrics["test"] = compute_metrics(encoder.task, test.targets, predict_scores(
-            trainable, test, settings.eval_batch_size, device), labels)
+            trainable, test, settings.eval_batch_size, device, long_text.aggregate), labels)
     result["metrics"] = metrics
 
     metadata = {
         "task": encoder.task, "label_encoder": encoder.to_dict(), "max_seq_length": settings.max_seq_length,
-        "columns": {key: value for key, value in columns.items() if key != "delimiter"},
+        "long_text": long_text.to_dict(), "columns": {key: value for key, value in columns.items() if key != "delimiter"},
         "settings": dataclasses.asdict(settings), "result": {k: v for k, v in result.items() if k != "metrics"},
         "metrics": {split: _headline(values) for split, values in metrics.items()},
     }

@@ -1,0 +1,271 @@
+"""Export a fine-tuned classifier as one deployable ONNX folder, checked on the way out.
+
+The folder holds ``model.onnx`` (encoder and head, fp32 or dynamically quantized
+int8), the tokenizer files, ``config.json`` and ``bertforge.json`` (labels, task,
+max length, and what the export check measured). Before the folder appears, the
+exported graph runs on a sample of texts next to the PyTorch model: the largest
+logit difference and the share of equal predictions are recorded, and an export
+that misses ``tolerance`` (fp32) or ``min_agreement`` (int8) is not written.
+``Classifier.load`` and ``bertforge predict`` / ``evaluate`` open the folder and
+run it through ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .classifier import Classifier
+from .data.labeled import read_texts
+from .errors import BertforgeError
+from .files import write_text_atomically
+from .model import BertForSequenceClassification, TokenLayout
+from .onnx_model import INPUT_NAMES, ONNX_FILE, OUTPUT_NAME, OnnxClassifierModel, require
+
+SAMPLE_SIZE = 500
+DEFAULT_OPSET = 18
+DEFAULT_TOLERANCE = 1e-4
+DEFAULT_MIN_AGREEMENT = 0.98
+
+
+class ExportableClassifier(nn.Module):
+    """The classifier's forward on padded batches, with no branch that depends on the data.
+
+    The training and inference paths drop padding tokens with index lists built
+    from the mask, which fixes shapes a graph must keep open; here attention reads
+    the mask instead, so one graph serves every batch size and length. The last
+    layer still runs for [CLS] alone, as the PyTorch path does.
+
+    >>> from bertforge.config import BertConfig
+    >>> config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+    ...                     intermediate_size=32, id2label={0: "a", 1: "b"})
+    >>> model = BertForSequenceClassification(config).eval()
+    >>> ids = torch.tensor([[2, 7, 9, 3], [2, 5, 3, 0]])
+    >>> mask, segments = (ids != 0).long(), torch.zeros_like(ids)
+    >>> bool(torch.allclose(ExportableClassifier(model)(ids, mask, segments), model(ids, mask, segments).logits, atol=1e-6))
+    True
+    """
+
+    def __init__(self, model: BertForSequenceClassification):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor):
+        bert = self.model.bert
+        batch, length = input_ids.shape
+        layout = TokenLayout(batch, length, None, attention_mask.bool()[:, None, None, :])
+        tokens = bert.embeddings(input_ids, token_type_ids, layout)
+        first_tokens = bert.encoder(tokens, layout, first_token_only=True)
+        return self.model.classifier(bert.pooler(first_tokens))
+
+
+@dataclass
+class ExportCheck:
+    """What the export measured: the ONNX graph against the PyTorch model on ``examples`` texts."""
+
+    sample: str  # where the texts came from
+    examples: int
+    max_abs_logit_diff: float
+    prediction_agreement: float
+    precision: str  # "fp32" or "int8"
+
+    def summary(self) -> str:
+        return (f"{self.precision}: max abs logit difference {self.max_abs_logit_diff:.2e}, "
+                f"prediction agreement {self.prediction_agreement:.2%} on {self.examples} texts ({self.sample})")
+
+
+def export_onnx(model: str | os.PathLike, out: str | os.PathLike, *, int8: bool = False,
+                sample: str | os.PathLike | None = None, text_column: str | None = None,
+                tolerance: float = DEFAULT_TOLERANCE, min_agreement: float = DEFAULT_MIN_AGREEMENT,
+                opset: int = DEFAULT_OPSET, overwrite: bool = False) -> ExportCheck:
+    """Write ``out``: ``model.onnx`` + tokenizer + labels, after checking the graph against PyTorch.
+
+    ``sample``: a file of texts (CSV, JSONL or lines) for the check; by default the
+    training file the model was fine-tuned on, when it is still there, else texts
+    made of random vocabulary words. fp32 fails when the largest logit difference
+    exceeds ``tolerance``; int8 when the share of equal predictions is below
+    ``min_agreement``. ``out`` must be new or empty, or an earlier export.
+
+    >>> check = export_onnx("runs/trec", "runs/trec-onnx", int8=True)   # doctest: +SKIP
+    >>> check.prediction_agreement                                      # doctest: +SKIP
+    0.996
+    """
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        require(module, "bertforge export")
+    source = Path(model)
+    out = Path(out)
+    _check_destination(out, overwrite)
+    classifier = Classifier.load(source, device="cpu")
+    if not isinstance(classifier.model, BertForSequenceClassification):
+        raise BertforgeError(f"{source}: is already an exported ONNX folder; export the PyTorch model directory")
+    texts, pairs, origin = _sample_texts(classifier, sample, text_column)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        graph = staging / ONNX_FILE
+        _export_graph(classifier, graph, opset)
+        if int8:
+            _quantize(graph)
+        check = _compare(classifier, OnnxClassifierModel(graph), texts, pairs, origin, "int8" if int8 else "fp32")
+        if not int8 and check.max_abs_logit_diff > tolerance:
+            raise BertforgeError(f"export check failed: {check.summary()}, above the tolerance {tolerance:g}; "
+                                 "nothing was written (report this model: the graph does not match)")
+        if int8 and check.prediction_agreement < min_agreement:
+            raise BertforgeError(f"export check failed: {check.summary()}, below --min-agreement "
+                                 f"{min_agreement:g}; nothing was written: export fp32, or lower --min-agreement")
+        _write_companions(classifier, source, staging, check, opset)
+        _replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return check
+
+
+# -- the steps ------------------------------------------------------------------------
+
+
+def _check_destination(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise BertforgeError(f"{out}: exists and is not a folder; pass a new folder for --out")
+    if out.is_dir() and any(out.iterdir()):
+        earlier_export = (out / ONNX_FILE).is_file() and (out / "bertforge.json").is_file()
+        if not earlier_export:
+            raise BertforgeError(f"{out}: exists and holds other files; pass a new or empty folder for --out")
+        if not overwrite:
+            raise BertforgeError(f"{out}: holds an earlier export; pass --overwrite to replace it")
+
+
+def _sample_texts(classifier: Classifier, sample, text_column) -> tuple[list[str], list[str] | None, str]:
+    """Texts for the check: the given file, else the training file, else random words."""
+    columns = classifier.columns or {}
+    candidates = []
+    if sample is not None:
+        if not Path(sample).is_file():
+            raise BertforgeError(f"{sample}: not found; pass a file of texts for --sample")
+        candidates.append(Path(sample))
+    else:
+        train = (classifier.metadata.get("settings") or {}).get("train")
+        if train and Path(train).is_file():
+            candidates.append(Path(train))
+    for path in candidates:
+        data = read_texts(str(path), text_column=text_column or columns.get("text_column"),
+                          text_pair_column=columns.get("text_pair_column"))
+        if data.texts:
+            picks = np.linspace(0, len(data.texts) - 1, min(SAMPLE_SIZE, len(data.texts))).round().astype(int)
+            picks = sorted(set(picks.tolist()))
+            pairs = None if data.text_pairs is None else [data.text_pairs[i] for i in picks]
+            return [data.texts[i] for i in picks], pairs, path.name
+    return _random_word_texts(classifier, SAMPLE_SIZE), None, "random vocabulary words"
+
+
+def _random_word_texts(classifier: Classifier, count: int) -> list[str]:
+    words = [token for token in classifier.tokenizer.vocab
+             if token.isalpha() and not token.startswith("[") and not token.startswith("##")]
+    if not words:
+        raise BertforgeError("the tokenizer has no whole-word entries to build check texts from; pass --sample FILE")
+    words.sort()  # a dict's order is not the same in every tokenizer file
+    generator = np.random.default_rng(0)
+    return [" ".join(generator.choice(words, size=int(generator.integers(3, 40)))) for _ in range(count)]
+
+
+def _export_graph(classifier: Classifier, path: Path, opset: int) -> None:
+    """Trace the padded forward once with open batch and length axes; one self-contained file."""
+    require("onnxscript", "bertforge export")
+    wrapper = ExportableClassifier(classifier.model).eval()
+    # Two rows of eight: sizes of 0 or 1 would be fixed into the graph as constants.
+    example = classifier.tokenizer.encode_batch(["an example text to trace the model with", "a second one"],
+                                                max_length=8, padding="max_length")
+    args = tuple(torch.as_tensor(example[name], dtype=torch.long)
+                 for name in ("input_ids", "input_mask", "segment_ids"))
+    batch = torch.export.Dim("batch")
+    length = torch.export.Dim("length", max=classifier.model.config.max_position_embeddings)
+    axes = {name: {0: batch, 1: length} for name in INPUT_NAMES}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the exporter's notes on its own internals
+        try:
+            torch.onnx.export(wrapper, args, str(path), input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+                              dynamic_shapes=axes, opset_version=opset, dynamo=True, external_data=False,
+                              optimize=True, verbose=False)
+        except Exception as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise BertforgeError(f"the ONNX exporter failed ({reason}); rerun with --debug for details") from error
+
+
+def _quantize(path: Path) -> None:
+    """Weights of every matrix product to int8 (per output channel), activations quantized on the fly."""
+    quantization = require("onnxruntime.quantization", "int8 export")
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    fp32, prepared = path.with_name("model.fp32.onnx"), path.with_name("model.prepared.onnx")
+    path.rename(fp32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # Shapes inferred and constants folded first: without it the quantizer passes
+        # over the matrix products whose input shapes it cannot see (a quarter of them).
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        quantization.quantize_dynamic(str(prepared), str(path), weight_type=quantization.QuantType.QInt8,
+                                      per_channel=True)
+    fp32.unlink()
+    prepared.unlink()
+
+
+def _compare(classifier: Classifier, exported: OnnxClassifierModel, texts: list[str], pairs: list[str] | None,
+             origin: str, precision: str) -> ExportCheck:
+    expected = classifier.scores(texts, pairs)
+    got = Classifier(exported, classifier.tokenizer, classifier.encoder, classifier.max_seq_length).scores(texts, pairs)
+    if got.shape != expected.shape:
+        raise BertforgeError(f"export check failed: the graph gives {got.shape[1:]} outputs per text, "
+                             f"the model {expected.shape[1:]}")
+    agreement = _agreement(classifier, expected, got)
+    return ExportCheck(origin, len(texts), float(np.abs(got - expected).max()) if len(texts) else 0.0,
+                       agreement, precision)
+
+
+def _agreement(classifier: Classifier, expected: np.ndarray, got: np.ndarray) -> float:
+    """Share of texts whose predicted label is the same (within 1e-3 for regression)."""
+    if len(expected) == 0:
+        return 1.0
+    if classifier.encoder.task == "regression":
+        return float(np.mean(np.abs(got - expected).max(axis=1) <= 1e-3))
+    before = [row["label"] for row in classifier.describe(expected)]
+    after = [row["label"] for row in classifier.describe(got)]
+    return float(np.mean([a == b for a, b in zip(before, after)]))
+
+
+def _write_companions(classifier: Classifier, source: Path, staging: Path, check: ExportCheck, opset: int) -> None:
+    classifier.tokenizer.save(staging)
+    config = source / "config.json"
+    if config.is_file():
+        shutil.copyfile(config, staging / "config.json")
+    metadata: dict[str, Any] = dict(classifier.metadata)
+    metadata.setdefault("task", classifier.encoder.task)
+    metadata.setdefault("label_encoder", classifier.encoder.to_dict())
+    metadata.setdefault("max_seq_length", classifier.max_seq_length)
+    metadata["export"] = {"format": "onnx", "file": ONNX_FILE, "opset": opset, "inputs": list(INPUT_NAMES),
+                          "source": source.name, "check": asdict(check)}
+    write_text_atomically(staging / "bertforge.json", json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
+
+
+def _replace(staging: Path, out: Path) -> None:
+    """Put the finished folder in place; an earlier export is moved aside first and removed last."""
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        out.rename(old)
+    staging.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+__all__ = ["ExportCheck", "ExportableClassifier", "export_onnx"]

