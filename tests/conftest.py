@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+# Keras picks its backend once, at first import, and TensorFlow's import can trigger it:
+# fix it to torch before any test module loads, whatever the collection order.
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
 # The real data sets live beside the checkout, never inside it (see shared/data/README.md).
 DATA_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 

@@ -218,7 +218,7 @@ def write_google(tf, folder, variables, config: BertConfig, vocab_file):
     return folder
 
 
-def write_tf1_hub(tf, folder, variables, vocab_file, do_lower_case, layers, heads):
+def write_tf1_hub(tf, folder, variables, vocab_file, do_lower_case, layers, heads, compute=True):
     """A TF1 Hub module as hub.Module reads it: a SavedModel with the ``tokens`` and
     ``tokenization_info`` signatures, the vocabulary as an asset, and ``tfhub_module.pb``."""
     v1 = tf.compat.v1
@@ -245,7 +245,7 @@ def write_tf1_hub(tf, folder, variables, vocab_file, do_lower_case, layers, head
         with v1.Session(graph=graph) as session:
             session.run(assign, {feeds[name]: array for name, array in variables.items()})
             computed = session.run([sequence, pooled], {inputs["input_ids"]: IDS, inputs["input_mask"]: MASK,
-                                                        inputs["segment_ids"]: SEGMENTS})
+                                                        inputs["segment_ids"]: SEGMENTS}) if compute else None
             builder = v1.saved_model.Builder(str(folder))
             builder.add_meta_graph_and_variables(
                 session, [], signature_def_map={"default": tokens, "tokens": tokens,
@@ -376,6 +376,31 @@ def test_a_saved_model_without_a_pooler_says_which_weights_were_not_found(tf, mi
     converted = BertModel.from_pretrained(tmp_path / "out")
     got, expected = run_torch(converted), run_torch(original.bert)
     assert (got.sequence_output[REAL] - expected.sequence_output[REAL]).abs().max() <= 1e-5
+    on_the_fly = load_pretrained(tmp_path / "encoder")
+    assert on_the_fly.load_report.missing == ["pooler.dense.bias", "pooler.dense.weight"]
+    assert on_the_fly.load_report.unexpected == ["classifier/logits/kernel"]
+
+
+def test_a_tf1_hub_module_without_a_head_count_takes_heads_from_the_command(tf, tmp_path, capsys, caplog):
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"word{i}" for i in range(35)]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=32, max_position_embeddings=32, hidden_dropout_prob=0.0)
+    torch.manual_seed(0)
+    original = BertModel(config).eval()
+    weights = {f"bert.{k}": v.numpy() for k, v in original.state_dict().items()}
+    ids = torch.tensor([[2, 7, 9, 3, 0]])
+    write_tf1_hub(tf, tmp_path / "module", google_variables(weights, 2), tmp_path / "vocab.txt", True, 2, 4,
+                  compute=False)
+
+    guessed = convert(tmp_path / "module", tmp_path / "guessed")  # 64 per head, as Google's models: 1 here
+    assert guessed.config.num_attention_heads == 1 and "--heads" in caplog.text
+    assert main(["convert", str(tmp_path / "module"), "--out", str(tmp_path / "out"), "--heads", "4"]) == 0
+    assert "heads 4" in capsys.readouterr().out
+    with torch.no_grad():
+        got = BertModel.from_pretrained(tmp_path / "out")(ids, ids != 0).sequence_output
+        expected = original(ids, ids != 0).sequence_output
+    assert (got - expected)[0, :4].abs().max() <= 1e-5
 
 
 # -- bad checkpoints: one clear line each -------------------------------------------------------

@@ -314,10 +314,11 @@ def load_pretrained(path: str | os.PathLike, model_class: type[PreTrainedBert] =
     from .convert import read_tensorflow_model, tensorflow_source
 
     tensorflow_folder = tensorflow_source(path)
+    unused_variables: list[str] = []
     if tensorflow_folder is not None:  # converted in memory; `bertforge convert` writes it out once
         found = read_tensorflow_model(tensorflow_folder)
         config = config or found.config
-        state, source = found.state, found.source
+        state, source, unused_variables = found.state, found.source, found.unused
     else:
         directory = resolve_model_dir(path)
         config = config or BertConfig.from_pretrained(directory)
@@ -328,6 +329,7 @@ def load_pretrained(path: str | os.PathLike, model_class: type[PreTrainedBert] =
         config = BertConfig.from_dict(values)
     model = model_class(config)
     model.load_report = load_state(model, state, str(source), strict=strict)
+    model.load_report.unexpected += unused_variables  # TensorFlow variables no BERT weight comes from
     model.eval()  # as transformers does: call .train() to fine-tune
     return model
 

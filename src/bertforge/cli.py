@@ -314,6 +314,17 @@ def _add_column_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-pair-column", help="second text, for pair tasks")
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the whole pipeline offline on the standard library's docstrings: learn a vocabulary,
+    pretrain a small BERT, fine-tune its top layers on a word-order task and compare it with a
+    bag-of-words baseline on held-out sentences. Writes the models, the data and a report with plots."""
+    from .demo import DemoSettings, run_demo
+
+    run_demo(DemoSettings(out=args.out, model=args.model, seed=args.seed, quiet=args.quiet, quick=args.quick,
+                          time_budget=parse_duration(args.time_budget) if args.time_budget else None))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bertforge", description="BERT on your own data.",
@@ -322,6 +333,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"bertforge {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo", help="the quick start: pretrain and fine-tune a small BERT offline in minutes",
+        description=cmd_demo.__doc__, epilog="example: bertforge demo --out bertforge-demo",
+    )
+    demo.add_argument("--out", default="bertforge-demo", help="folder for the models, data and report "
+                                                              "(default: %(default)s)")
+    demo.add_argument("--model", help="fine-tune this pretrained model directory instead of pretraining one")
+    demo.add_argument("--time-budget", help="pretraining time: 90s, 2m ... (default: 2m; 10s with --quick)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quick", action="store_true", help="a 10-second pretraining and a slice of the task, "
+                                                          "to check an installation; its figures mean nothing")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars; the summary table only")
+    demo.set_defaults(run=cmd_demo)
 
     inspect = commands.add_parser(
         "inspect", help="describe a model directory",

@@ -419,9 +419,10 @@ def _check_complete(config: BertConfig, state, shown: Path, table) -> None:
                if f"bert.{name}" not in state and f"bert.{name}".startswith(BACKBONE)]
     if missing:
         names = [standard_name_to_tensorflow(name, table) or name for name in missing]
-        more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+        shown_names = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
         raise BertforgeError(
-            f"{shown}: variable {', '.join(names[:3])}{more} is missing; the checkpoint is incomplete: "
+            f"{shown}: variable{'s' if len(names) > 1 else ''} {shown_names} "
+            f"{'are' if len(names) > 1 else 'is'} missing; the checkpoint is incomplete: "
             "fetch it again (or pass the complete checkpoint)"
         )
 
@@ -435,6 +436,8 @@ def read_tensorflow_model(path: str | os.PathLike, *, do_lower_case: bool | None
     folder declares or what is guessed (a Google checkpoint does not record
     lower-casing: an uncased vocabulary, one without capital letters, implies it).
 
+    >>> tensorflow_source("uncased_L-12_H-768_A-12") is None          # no such folder here
+    True
     >>> model = read_tensorflow_model("uncased_L-12_H-768_A-12")   # doctest: +SKIP
     >>> model.config.num_hidden_layers, model.do_lower_case           # doctest: +SKIP
     (12, True)
@@ -513,6 +516,8 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, *, do_lower_case:
     lacks outside the encoder (a pooler, say) are named in the result and start
     untrained; a missing encoder weight is an error.
 
+    >>> tensorflow_layout(".") is None       # not a TensorFlow folder: nothing to convert
+    True
     >>> result = convert("uncased_L-12_H-768_A-12", "bert-base-uncased")   # doctest: +SKIP
     >>> print(result.summary())                                             # doctest: +SKIP
     converted Google BERT checkpoint -> bert-base-uncased (BertForPreTraining: 12 layers, ...)

