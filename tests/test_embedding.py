@@ -110,16 +110,35 @@ def test_cli_stdin(minilm_dir, embedder, tmp_path, monkeypatch, capsys):
     np.testing.assert_allclose(np.load(out), reference, atol=1e-6)
 
 
+def test_cli_parquet_holds_texts_and_the_same_vectors(minilm_dir, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet", reason="install the parquet extra: pip install -e '.[parquet]'")
+    source = tmp_path / "texts.txt"
+    source.write_text("first line\nHéllo wörld\n", encoding="utf-8")
+    for name in ("v.parquet", "v.npy"):
+        assert main(["embed", "--model", str(minilm_dir), str(source), "--out", str(tmp_path / name),
+                     "--normalize", "--quiet"]) == 0
+    table = pq.read_table(tmp_path / "v.parquet")
+    assert table.column_names == ["text", "embedding"]
+    assert table.column("text").to_pylist() == ["first line", "Héllo wörld"]
+    vectors = np.stack(table.column("embedding").to_numpy(zero_copy_only=False)).astype(np.float32)
+    assert vectors.dtype == np.float32 and np.array_equal(vectors, np.load(tmp_path / "v.npy"))
+
+
+def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # an import of it now fails
+    with pytest.raises(BertforgeError, match=r"pip install 'bertforge\[parquet\]'"):
+        check_output_path(tmp_path / "v.parquet")
+
+
 @pytest.mark.parametrize("case, message", [
     ("empty text", "line 3: the text"),
-    ("suffix", "name the output .npy or .jsonl"),
-    ("parquet", "Parquet output is not supported yet"),
+    ("suffix", "name the output .npy, .jsonl or .parquet"),
     ("model", "no such model directory"),
 ])
 def test_cli_errors_are_one_line(minilm_dir, tmp_path, capsys, case, message):
     source = tmp_path / "texts.csv"
     source.write_text("text,id\nfine,1\n" + (",2\n" if case == "empty text" else ""), encoding="utf-8")
-    out = tmp_path / {"suffix": "v.csv", "parquet": "v.parquet"}.get(case, "v.npy")
+    out = tmp_path / {"suffix": "v.csv"}.get(case, "v.npy")
     model = str(tmp_path / "missing-model") if case == "model" else str(minilm_dir)
     assert main(["embed", "--model", model, str(source), "--out", str(out)]) == 1
     error = capsys.readouterr().err

@@ -254,7 +254,8 @@ def cmd_fill_mask(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     """Turn texts from a file (CSV, TSV, JSONL or one text per line) or stdin into sentence
-    embeddings, written as .npy (one array) or .jsonl (text and embedding per line)."""
+    embeddings, written as .npy (one array), .jsonl (text and embedding per line) or .parquet
+    (text and embedding columns)."""
     from .data.labeled import read_texts
     from .embedding import Embedder, check_output_path, save_embeddings
 
@@ -603,7 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     embed.add_argument("--model", required=True, help="model directory")
     embed.add_argument("input", help="file of texts (CSV, TSV, JSONL or plain lines), or - for stdin")
-    embed.add_argument("--out", required=True, help="output file: .npy or .jsonl")
+    embed.add_argument("--out", required=True, help="output file: .npy, .jsonl or .parquet")
     embed.add_argument("--text-column", help="name or 0-based position of the text column")
     embed.add_argument("--pooling", choices=["mean", "cls", "pooled"], default="mean",
                        help="mean of the tokens, the [CLS] state, or the pooler output")

@@ -27,7 +27,7 @@ from .model import BertModel, check_vocabulary
 from .tokenization import Tokenizer
 
 POOLINGS = ("mean", "cls", "pooled")
-OUTPUT_SUFFIXES = (".npy", ".jsonl")
+OUTPUT_SUFFIXES = (".npy", ".jsonl", ".parquet")
 # BERT's usual position table; longer tables cost quadratic attention for no gain
 # on sentences, so the default stops here unless max_length asks for more.
 DEFAULT_MAX_LENGTH = 512
@@ -167,22 +167,27 @@ def check_output_path(path: str | os.PathLike) -> Path:
     >>> check_output_path("vectors.csv")
     Traceback (most recent call last):
     ...
-    bertforge.errors.BertforgeError: vectors.csv: cannot write embeddings as '.csv'; name the output .npy or .jsonl
+    bertforge.errors.BertforgeError: vectors.csv: cannot write embeddings as '.csv'; name the output .npy, .jsonl or .parquet
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        raise BertforgeError(f"{path}: Parquet output is not supported yet (it needs pyarrow, which is not "
-                             "installed); name the output .npy or .jsonl")
     if suffix not in OUTPUT_SUFFIXES:
         raise BertforgeError(f"{path}: cannot write embeddings as {suffix or 'a file with no suffix'!r}; "
-                             "name the output .npy or .jsonl")
+                             "name the output .npy, .jsonl or .parquet")
+    if suffix == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise BertforgeError(f"{path}: Parquet output needs pyarrow, the parquet extra: "
+                                 "pip install 'bertforge[parquet]'; or name the output .npy or .jsonl") from None
     return path
 
 
 def save_embeddings(path: str | os.PathLike, texts: Sequence[str], vectors: np.ndarray) -> Path:
-    """Write ``vectors`` by the suffix: ``.npy`` (the array) or ``.jsonl``
-    (``{"text": ..., "embedding": [...]}`` per line). A kill mid-write leaves the old file.
+    """Write ``vectors`` by the suffix: ``.npy`` (the array), ``.jsonl``
+    (``{"text": ..., "embedding": [...]}`` per line) or ``.parquet`` (columns ``text``
+    and ``embedding``, a fixed-size list of float32; needs pyarrow). A kill mid-write
+    leaves the old file.
 
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
@@ -203,11 +208,26 @@ def save_embeddings(path: str | os.PathLike, texts: Sequence[str], vectors: np.n
                 handle.flush()
                 os.fsync(handle.fileno())
         return path
+    if path.suffix.lower() == ".parquet":
+        return _save_parquet(path, texts, np.asarray(vectors, dtype=np.float32))
     # float32 -> Python float is exact, and json writes the shortest text that reads back
     # to that same float, so a .jsonl file holds the very same vectors as a .npy one.
     lines = (json.dumps({"text": text, "embedding": vector.tolist()}, ensure_ascii=False) + "\n"
              for text, vector in zip(texts, np.asarray(vectors, dtype=np.float32)))
     return write_text_atomically(path, "".join(lines))
+
+
+def _save_parquet(path: Path, texts: Sequence[str], vectors: np.ndarray) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    width = vectors.shape[1] if vectors.ndim == 2 else 0
+    # A fixed-size list column: readers get an (n, width) float32 matrix back without copies.
+    embedding = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), type=pa.float32()), width)
+    table = pa.table({"text": pa.array(list(texts), type=pa.string()), "embedding": embedding})
+    with replacing(path) as temporary:
+        pq.write_table(table, temporary)
+    return path
 
 
 __all__ = ["Embedder", "encode", "check_texts", "check_output_path", "save_embeddings", "POOLINGS"]
