@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bertforge.cli import main
-from bertforge.embedding import Embedder, encode
+from bertforge.embedding import Embedder, check_output_path, encode
 from bertforge.errors import BertforgeError
 
 
