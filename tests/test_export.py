@@ -79,7 +79,7 @@ def test_int8_export_is_smaller_and_agrees(trained, exported, tmp_path):
     fp32, _ = exported
     check = export_onnx(trained, tmp_path / "int8", int8=True, min_agreement=0.9)
     assert check.precision == "int8"
-    # Every matrix product is int8; the embedding tables stay fp32.
+    # Every matrix product and the word embeddings are int8.
     assert (tmp_path / "int8" / "model.onnx").stat().st_size < (fp32 / "model.onnx").stat().st_size / 3.5
     assert check.prediction_agreement >= 0.9
     predictions = Classifier.load(tmp_path / "int8").predict(TEXTS)

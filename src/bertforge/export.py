@@ -211,7 +211,8 @@ def _export_graph(classifier: Classifier, path: Path, opset: int) -> None:
 
 
 def _quantize(path: Path) -> None:
-    """Weights of every matrix product to int8 (per output channel), activations quantized on the fly."""
+    """Weights of every matrix product (per output channel) and of the word embeddings to int8;
+    activations are quantized on the fly."""
     quantization = require("onnxruntime.quantization", "int8 export")
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
