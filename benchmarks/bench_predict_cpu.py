@@ -7,7 +7,7 @@ whole test set, texts in, labels out (tokenization included). The pipeline runs 
 default batch size (one text at a time) and with ``--pipeline-batch-size``. Prints examples/s,
 accuracy, and the ratio to the default pipeline; writes JSON with ``--json``.
 
-    python benchmarks/bench_predict_cpu.py --work-dir /tmp/predict-bench [--repeats 3]
+    python benchmarks/bench_predict_cpu.py --work-dir runs/predict-bench [--repeats 3]
 """
 
 from __future__ import annotations

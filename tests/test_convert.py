@@ -438,6 +438,23 @@ def test_a_missing_variable_is_named(tf, tiny_google, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_output_folder_holding_other_files_is_refused_and_nothing_is_left_half_written(tf, tiny_google, tmp_path,
+                                                                                          capsys):
+    config, variables, vocab = tiny_google
+    source = write_google(tf, tmp_path / "ckpt", variables, config, vocab)
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "bertforge.json").write_text("{}")  # another model's labels would mix with the converted weights
+    line = convert_fails(capsys, source, taken)
+    assert "taken: exists and is not an empty folder" in line and "--out" in line
+    assert [p.name for p in taken.iterdir()] == ["bertforge.json"]
+
+    (tmp_path / "empty").mkdir()
+    assert main(["convert", str(source), "--out", str(tmp_path / "empty")]) == 0
+    assert {"config.json", "model.safetensors", "vocab.txt"} <= {p.name for p in (tmp_path / "empty").iterdir()}
+    assert not [p.name for p in tmp_path.iterdir() if ".partial-" in p.name]  # the staging folder is gone
+
+
 def test_a_vocab_that_does_not_match_the_embeddings_is_refused(tf, tiny_google, tmp_path, capsys):
     config, variables, vocab = tiny_google
     source = write_google(tf, tmp_path / "ckpt", variables, config, vocab)

@@ -121,6 +121,10 @@ def test_trainable_false_freezes_all_and_true_restores_the_top_layers(minilm_dir
 
     frozen = BertLayer(str(minilm_dir), fine_tune_layers=2, trainable=False)
     assert frozen.trainable_weights == []
+    ids = np.array([[101, 2054, 2003, 1037, 102, 0]] * 2)
+    inputs = [ids, (ids != 0).astype(np.int64), np.zeros_like(ids)]
+    in_fit = frozen(inputs, training=True).detach().cpu().numpy()
+    assert np.array_equal(in_fit, frozen(inputs).detach().cpu().numpy())  # a frozen BERT has no dropout in fit
 
 
 def test_bad_arguments_are_one_line_errors(minilm_dir, tmp_path):

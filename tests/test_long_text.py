@@ -64,6 +64,7 @@ def test_combine_folds_rows_per_text_by_mean_or_max(tokenizer):
     rows = encode_windows(tokenizer, [LONG, "short"], None, 64, LongText("sliding-window"))
     outputs = np.random.default_rng(0).normal(size=(len(rows), 3)).astype(np.float32)
     mean, top = combine(outputs, rows, "mean"), combine(outputs, rows, "max")
+    assert mean.dtype == top.dtype == np.float32  # what .npy files and callers get
     mine = rows.owner == 0
     np.testing.assert_allclose(mean[0], outputs[mine].mean(0), rtol=1e-6)
     np.testing.assert_allclose(top[0], outputs[mine].max(0))
@@ -79,6 +80,8 @@ def test_bad_settings_are_one_line(tokenizer):
         LongText("truncate", stride=10)
     with pytest.raises(BertforgeError, match="mean or max"):
         LongText("sliding-window", aggregate="median")
+    with pytest.raises(BertforgeError, match="applies to --long-text sliding-window, not head-tail"):
+        LongText("head-tail", aggregate="max")
 
 
 def test_embeddings_of_a_long_text_are_the_mean_of_its_windows(minilm_dir):
@@ -137,6 +140,7 @@ def test_cli_embed_with_a_sliding_window(minilm_dir, tmp_path, capsys):
     assert main(["embed", "--model", str(minilm_dir), str(inputs), "--out", str(out), "--quiet",
                  "--long-text", "sliding-window", "--stride", "256", "--normalize"]) == 0
     vectors = np.load(out)
+    assert vectors.dtype == np.float32
     expected = Embedder.load(minilm_dir, normalize=True, long_text=LongText("sliding-window", 256)).encode(
         [LONG, "What is a caldera ?"])
     np.testing.assert_allclose(vectors, expected, atol=1e-6)

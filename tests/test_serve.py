@@ -447,6 +447,22 @@ def test_batcher_keeps_every_request_and_isolates_a_failing_one():
     assert max(seen_batches) == 12 and sorted(seen_batches)[-2] <= 8
 
 
+def test_stopping_the_batcher_answers_the_request_it_was_gathering():
+    from bertforge.serving.limits import RequestError
+
+    async def main():
+        batcher = MicroBatcher(lambda items: items, max_batch=8, max_wait=30)  # a long pause for company
+        batcher.start()
+        waiting = asyncio.ensure_future(batcher.submit(["a"]))
+        await asyncio.sleep(0.1)  # the worker has taken the request and waits for others to join
+        await batcher.stop()
+        return await asyncio.wait_for(waiting, 5)  # answered, not left waiting forever
+
+    with pytest.raises(RequestError, match="shutting down") as refused:
+        asyncio.run(main())
+    assert refused.value.status == 503
+
+
 def test_a_classifier_without_an_encoder_predicts_but_does_not_embed(library_classifier):
     from bertforge.serving.limits import RequestError
     from bertforge.serving.service import ModelService

@@ -70,8 +70,10 @@ def _layers(value: str):
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune a classifier on labeled files and write a model directory with metrics and plots."""
+    from .long_text import LongText
     from .training.finetune import FineTuneSettings, finetune, sweep_layers
 
+    long_text = _long_text(args) or LongText()
     settings = FineTuneSettings(
         train=args.train, val=args.val, test=args.test, model=args.model, out=args.out,
         text_column=args.text_column, label_column=args.label_column, text_pair_column=args.text_pair_column,
@@ -82,8 +84,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         eval_batch_size=args.eval_batch_size, learning_rate=args.learning_rate, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, max_grad_norm=args.max_grad_norm or None,
         gradient_accumulation=args.gradient_accumulation, max_seq_length=args.max_seq_length,
-        long_text=args.long_text or ("sliding-window" if args.stride else "truncate"), stride=args.stride,
-        window_aggregate=args.window_aggregate or "mean", early_stopping_patience=args.early_stopping, class_weights=args.class_weights,
+        long_text=long_text.mode, stride=long_text.stride, window_aggregate=long_text.aggregate,
+        early_stopping_patience=args.early_stopping, class_weights=args.class_weights,
         frozen_cache=not args.no_frozen_cache, precision=args.precision, seed=args.seed, device=args.device,
         resume=args.resume, keep_checkpoint=args.keep_checkpoint, checkpoint_every=args.checkpoint_every,
         progress=not args.quiet,
@@ -319,10 +321,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole pipeline offline on the standard library's docstrings: learn a vocabulary,
     pretrain a small BERT, fine-tune its top layers on a word-order task and compare it with a
     bag-of-words baseline on held-out sentences. Writes the models, the data and a report with plots."""
-    from .demo import DemoSettings, run_demo
+    from .demo import DemoSettings, run_demo, summary_table
 
-    run_demo(DemoSettings(out=args.out, model=args.model, seed=args.seed, quiet=args.quiet, quick=args.quick,
-                          time_budget=parse_duration(args.time_budget) if args.time_budget else None))
+    result = run_demo(DemoSettings(out=args.out, model=args.model, seed=args.seed, quiet=args.quiet,
+                                   quick=args.quick,
+                                   time_budget=parse_duration(args.time_budget) if args.time_budget else None))
+    print(summary_table(result))
     return 0
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -328,6 +330,10 @@ def _read_tf2_saved_model(tf, directory: Path):
     objects = meta.object_graph_def
     shown = directory / "variables" / "variables.index"
     checkpoint = _Checkpoint(tf, directory / "variables" / "variables", shown)
+    if "_CHECKPOINTABLE_OBJECT_GRAPH" not in checkpoint.shapes or not objects.nodes:
+        raise BertforgeError(f"{directory / 'saved_model.pb'}: a TF1 SavedModel that is not a TF Hub module "
+                             "(no tfhub_module.pb, no TF2 object graph); pass the Google checkpoint folder it was "
+                             "exported from")
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
     graph.ParseFromString(checkpoint.get("_CHECKPOINTABLE_OBJECT_GRAPH").item())
 
@@ -522,11 +528,16 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, *, do_lower_case:
     >>> print(result.summary())                                             # doctest: +SKIP
     converted Google BERT checkpoint -> bert-base-uncased (BertForPreTraining: 12 layers, ...)
     """
+    out = Path(out)
+    folder = tensorflow_source(source)
+    # Checked before the (slow) read: a folder that fails here costs nothing.
+    if folder is not None and out.resolve() == folder.resolve():
+        raise BertforgeError(f"{out}: the output folder is the TensorFlow folder itself; pass another --out")
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise BertforgeError(f"{out}: exists and is not an empty folder (files of another model would mix with "
+                             "the converted one); pass a new or empty folder for --out")
     found = read_tensorflow_model(source, do_lower_case=do_lower_case, num_attention_heads=num_attention_heads,
                                   vocab_file=vocab_file)
-    out = Path(out)
-    if out.resolve() == tensorflow_source(source).resolve():
-        raise BertforgeError(f"{out}: the output folder is the TensorFlow folder itself; pass another --out")
     model_class = found.model_class
     config = found.config
     if model_class is BertForSequenceClassification and config.id2label is None:
@@ -535,6 +546,17 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, *, do_lower_case:
     model = model_class(config)
     report = load_state(model, found.state, str(found.source), strict=True)
     tokenizer = found.tokenizer()
-    save_pretrained(model, out, tokenizer=tokenizer)
+    # Written beside the destination and renamed into place: a failed or killed
+    # conversion leaves no half-written model directory behind.
+    target = out.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        save_pretrained(model, staging, tokenizer=tokenizer)
+        if target.is_dir():
+            target.rmdir()  # empty, as checked above
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return Conversion(out=out, layout=found.layout, model_class=model_class.__name__, config=config,
                       do_lower_case=tokenizer.do_lower_case, report=report, unused=found.unused)

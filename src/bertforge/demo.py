@@ -280,8 +280,10 @@ class DemoSettings:
     seq_len: int = 64
     pretrain_batch_size: int = 16
     pretrain_learning_rate: float = 1e-3
+    # Sentence-order prediction trains the [CLS] path and the pooler that the classifier starts from.
+    pair_objective: str = "sop"
     fine_tune_layers: int | str = 2
-    epochs: int | None = None  # 6, or 1 with quick
+    epochs: int | None = None  # 8, or 1 with quick
     learning_rate: float | None = None  # 5e-4 for the demo's own small BERT, 1e-4 for a given model
     max_seq_length: int = 64
     max_train_examples: int | None = None  # all, or 600 with quick
@@ -293,7 +295,7 @@ class DemoSettings:
         if self.learning_rate is None:
             self.learning_rate = 5e-4 if self.model is None else 1e-4
         if self.epochs is None:
-            self.epochs = 1 if self.quick else 6
+            self.epochs = 1 if self.quick else 8
         if self.quick:
             self.max_train_examples = self.max_train_examples or 600
             self.max_test_examples = self.max_test_examples or 300
@@ -447,8 +449,6 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     from .evaluation import write_metrics_json
 
     write_metrics_json(out / "demo.json", demo.to_dict())
-    if not settings.quiet:
-        print(summary_table(demo))
     return demo
 
 
@@ -470,7 +470,8 @@ def _pretrain(settings: DemoSettings, out: Path, corpus_path: Path, stages: list
         summary = pretrain(PretrainSettings(
             corpus=[str(corpus_path)], vocab=str(out / "vocab"), out=str(pretrained), layers=settings.layers,
             hidden=settings.hidden, seq_len=settings.seq_len, batch_size=settings.pretrain_batch_size,
-            learning_rate=settings.pretrain_learning_rate, pair_objective="none", time_budget=settings.time_budget,
+            learning_rate=settings.pretrain_learning_rate, pair_objective=settings.pair_objective,
+            time_budget=settings.time_budget,
             text_format="sentences", shards_dir=shards, held_out=0.02, eval_every=100, eval_sequences=256,
             checkpoint_every=None, log_every=20, workers=1, seed=settings.seed, progress=not settings.quiet))
     for leftover in pretrained.glob("checkpoint*"):
@@ -560,14 +561,14 @@ def write_demo_report(demo: DemoResult, settings: DemoSettings, model_dir: str) 
     if demo.pretraining:
         pre = demo.pretraining
         history = [{key: value for key, value in row.items()
-                    if key in ("step", "train_loss", "val_mlm_loss", "val_mlm_accuracy")}
+                    if key in ("step", "train_loss", "val_mlm_loss", "val_mlm_accuracy", "val_pair_accuracy")}
                    for row in _read_jsonl(out / "pretrained" / "pretraining_history.jsonl")]
         curve = plot_learning_curves(history, out / "pretraining_curve.png")
         lines += ["## Pretraining", "",
                   f"A {settings.layers}-layer BERT, hidden size {settings.hidden}, sequences of {settings.seq_len} "
-                  f"tokens, masked LM only, for {settings.time_budget:g} s: {pre['steps']:,} steps, "
-                  f"{pre['tokens']:,} tokens ({pre['tokens_per_second']:,.0f} tokens/s), held-out masked-LM "
-                  f"accuracy {pre['held_out'].get('mlm_accuracy', float('nan')):.3f}. "
+                  f"tokens, masked LM {_OBJECTIVES[settings.pair_objective]}, for {settings.time_budget:g} s: "
+                  f"{pre['steps']:,} steps, {pre['tokens']:,} tokens ({pre['tokens_per_second']:,.0f} tokens/s); "
+                  f"on held-out docstrings: {_held_out_figures(pre['held_out'])}. "
                   "The vocabulary is in `vocab/`, the model in `pretrained/`.", ""]
         if curve is not None:
             lines += ["![Pretraining](pretraining_curve.png)", ""]
@@ -586,6 +587,16 @@ def write_demo_report(demo: DemoResult, settings: DemoSettings, model_dir: str) 
     lines += [f"| {s.name} | {s.seconds:.1f} | {s.detail} |" for s in demo.stages]
     lines += [f"| total | {sum(s.seconds for s in demo.stages):.1f} | |", ""]
     return write_text_atomically(out / "report.md", "\n".join(lines))
+
+
+_OBJECTIVES = {"sop": "and sentence-order prediction", "nsp": "and next-sentence prediction", "none": "only"}
+
+
+def _held_out_figures(held_out: dict) -> str:
+    figures = [f"masked-LM accuracy {held_out.get('mlm_accuracy', float('nan')):.3f}"]
+    if "pair_accuracy" in held_out:
+        figures.append(f"pair accuracy {held_out['pair_accuracy']:.3f}")
+    return ", ".join(figures)
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -232,7 +232,9 @@ def _quantize(path: Path) -> None:
 def _compare(classifier: Classifier, exported: OnnxClassifierModel, texts: list[str], pairs: list[str] | None,
              origin: str, precision: str) -> ExportCheck:
     expected = classifier.scores(texts, pairs)
-    got = Classifier(exported, classifier.tokenizer, classifier.encoder, classifier.max_seq_length).scores(texts, pairs)
+    # The same reading of long texts and the same threshold as the model being exported.
+    got = Classifier(exported, classifier.tokenizer, classifier.encoder, classifier.max_seq_length,
+                     threshold=classifier.threshold, long_text=classifier.long_text).scores(texts, pairs)
     if got.shape != expected.shape:
         raise BertforgeError(f"export check failed: the graph gives {got.shape[1:]} outputs per text, "
                              f"the model {expected.shape[1:]}")
@@ -272,7 +274,12 @@ def _replace(staging: Path, out: Path) -> None:
     if out.exists():
         old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
         out.rename(old)
-    staging.rename(out)
+    try:
+        staging.rename(out)
+    except OSError:
+        if old is not None:
+            old.rename(out)  # the earlier export goes back where it was
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

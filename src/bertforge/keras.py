@@ -147,8 +147,9 @@ def _define_layer_class():
                     f"BertLayer takes [input_ids, input_mask, segment_ids], got {len(inputs)} inputs")
             # The seed fed ids through float keras.Input layers; float32 holds every id exactly.
             input_ids, input_mask, segment_ids = (_integer_ids(x) for x in (list(inputs) + [None, None])[:3])
-            # Keras passes training=None outside fit: that means inference (no dropout).
-            self.torch_layer.train(bool(training))
+            # Keras passes training=None outside fit: that means inference (no dropout). A layer
+            # set trainable=False runs as inference too, as Keras' own frozen layers do.
+            self.torch_layer.train(bool(training) and self.trainable)
             return self.torch_layer(input_ids, input_mask, segment_ids)
 
         def compute_output_shape(self, input_shape):

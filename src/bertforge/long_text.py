@@ -50,6 +50,8 @@ class LongText:
             raise BertforgeError(f"long-text mode {self.mode!r} is not known; use {', '.join(MODES[:-1])} or {MODES[-1]}")
         if self.aggregate not in AGGREGATIONS:
             raise BertforgeError(f"window aggregation {self.aggregate!r} is not known; use mean or max")
+        if self.aggregate != "mean" and self.mode != "sliding-window":
+            raise BertforgeError(f"--window-aggregate applies to --long-text sliding-window, not {self.mode}")
         if self.stride is not None:
             if self.mode != "sliding-window":
                 raise BertforgeError(f"--stride applies to --long-text sliding-window, not {self.mode}")
@@ -151,7 +153,7 @@ def combine(outputs: np.ndarray, windows: Windows, aggregate: str = "mean") -> n
     folded = np.zeros(shape, dtype=outputs.dtype)
     np.add.at(folded, windows.owner, outputs)
     counts = np.bincount(windows.owner, minlength=windows.texts).reshape(-1, *([1] * (outputs.ndim - 1)))
-    return folded / np.maximum(counts, 1)
+    return (folded / np.maximum(counts, 1)).astype(outputs.dtype, copy=False)
 
 
 __all__ = ["AGGREGATIONS", "MODES", "LongText", "Windows", "combine", "encode_windows"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..errors import BertforgeError
+from .limits import RequestError
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class MicroBatcher:
         while self._queue is not None and not self._queue.empty():
             waiting.append(self._queue.get_nowait())
         for job in waiting:
-            _settle(job, error=BertforgeError("the server is shutting down; send the request again later"))
+            _settle(job, error=_shutting_down())
         self._carried = None
 
     async def submit(self, items: list) -> list:
@@ -117,7 +118,7 @@ class MicroBatcher:
                 await self._run_jobs(jobs)
             except asyncio.CancelledError:
                 for job in jobs:
-                    _settle(job, error=BertforgeError("the server is shutting down; send the request again later"))
+                    _settle(job, error=_shutting_down())
                 raise
             except BaseException as error:  # keep serving: this batch's requests get the error
                 log.exception("%s: batch failed", self.name)
@@ -129,7 +130,11 @@ class MicroBatcher:
         self._carried = None
         if self.max_wait and self._queue.empty():
             # Alone so far: a short pause lets requests sent at the same moment join.
-            await asyncio.sleep(self.max_wait)
+            try:
+                await asyncio.sleep(self.max_wait)
+            except asyncio.CancelledError:
+                self._carried = first  # stopped while waiting: stop() answers it instead of losing it
+                raise
         jobs, size = [first], len(first.items)
         while size < self.max_batch and not self._queue.empty():
             job = self._queue.get_nowait()
@@ -179,6 +184,11 @@ class MicroBatcher:
         stats.most_requests_in_batch = max(stats.most_requests_in_batch, len(jobs))
         stats.batched_requests += len(jobs) if len(jobs) > 1 else 0
         stats.failed_requests += failed
+
+
+def _shutting_down() -> RequestError:
+    # 503: the request was fine, the server is going away; HTTP clients retry on it.
+    return RequestError(503, "the server is shutting down; send the request again later")
 
 
 def _settle(job: _Job, result: Any = None, error: BaseException | None = None) -> None:

@@ -103,6 +103,8 @@ class ModelService:
             length = max_length if max_length is not None else classifier.max_seq_length
             encoder = getattr(classifier.model, "bert", None)  # None for a graph exported to ONNX
             embedder = None
+            if encoder is None and max_length is not None:
+                _check_exported_length(directory, max_length)  # else every long text would fail in the graph
             if encoder is not None:
                 # The embedder checks the length against the model's positions for both of them.
                 embedder = Embedder(encoder, classifier.tokenizer, pooling=pooling, max_length=length,
@@ -219,6 +221,19 @@ class ModelService:
                        "max_body_bytes": self.limits.max_body_bytes, "max_batch": self.max_batch},
             "batching": {b.name: b.stats.to_dict() for b in self._batchers()},
         }
+
+
+def _check_exported_length(directory: Path, max_length: int) -> None:
+    """A one-line error unless an exported graph can take ``max_length`` tokens (its config's positions)."""
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 3:
+        raise BertforgeError(f"max_length={max_length!r} is not understood; pass a whole number of at least 3 "
+                             "([CLS], one token, [SEP])")
+    config = directory / "config.json"
+    values = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
+    positions = values.get("max_position_embeddings") if isinstance(values, dict) else None
+    if isinstance(positions, int) and max_length > positions:
+        raise BertforgeError(f"max_length={max_length} is above this model's {positions} positions; "
+                             f"pass max_length <= {positions}")
 
 
 def _items(count: int) -> str:

@@ -86,7 +86,7 @@ class FineTuneSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        self.long_text_setting  # a bad mode or stride fails here, before any work
+        LongText(self.long_text, self.stride, self.window_aggregate)  # a bad setting fails here, before any work
         if self.fine_tune_layers != "all":
             try:
                 self.fine_tune_layers = int(self.fine_tune_layers)
