@@ -282,7 +282,7 @@ class DemoSettings:
     # Sentence-order prediction trains the [CLS] path and the pooler that the classifier starts from.
     pair_objective: str = "sop"
     fine_tune_layers: int | str = 2
-    epochs: int | None = None  # 8, or 1 with quick
+    epochs: int | None = None  # 8 for the demo's own BERT, 3 for a given model, 1 with quick
     learning_rate: float | None = None  # 5e-4 for the demo's own small BERT, 1e-4 for a given model
     max_seq_length: int = 64
     max_train_examples: int | None = None  # all, or 600 with quick
@@ -294,7 +294,7 @@ class DemoSettings:
         if self.learning_rate is None:
             self.learning_rate = 5e-4 if self.model is None else 1e-4
         if self.epochs is None:
-            self.epochs = 1 if self.quick else 8
+            self.epochs = 1 if self.quick else 8 if self.model is None else 3
         if self.quick:
             self.max_train_examples = self.max_train_examples or 600
             self.max_test_examples = self.max_test_examples or 300

@@ -51,6 +51,9 @@ class OnnxClassifierModel:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
+        # Idle worker threads sleep instead of spinning: on a CPU shared with a tokenizer,
+        # a web server or other jobs, spinning threads steal the cores the work needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # ONNX Runtime raises its own types for unreadable graphs
