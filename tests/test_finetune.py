@@ -2,6 +2,7 @@
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,7 +50,9 @@ def quick(minilm_dir, tmp_path, train, **overrides):
 
 def test_finetune_writes_a_complete_model_directory(minilm_dir, tmp_path, question_files):
     train, test = question_files
-    result = finetune(quick(minilm_dir, tmp_path, train, test=test, val_fraction=0.2, epochs=3))
+    # Paths as Path objects, as Python callers pass them: the run must still write its bertforge.json.
+    result = finetune(quick(minilm_dir, tmp_path, Path(train), test=Path(test), val_fraction=0.2, epochs=3,
+                            out=tmp_path / "model"))
     out = tmp_path / "model"
     names = {path.name for path in out.iterdir()}
     assert {"config.json", "model.safetensors", "vocab.txt", "tokenizer.json", "tokenizer_config.json",

@@ -365,5 +365,12 @@ def save_pretrained(model: PreTrainedBert, directory: str | os.PathLike, tokeniz
     if tokenizer is not None:
         tokenizer.save(directory)
     if metadata is not None:
-        write_text_atomically(directory / "bertforge.json", json.dumps(metadata, indent=2) + "\n")
+        write_text_atomically(directory / "bertforge.json", json.dumps(metadata, indent=2, default=_json_path) + "\n")
     return directory
+
+
+def _json_path(value):
+    """Paths in metadata are written as text; anything else unknown is a bug to see."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} in bertforge.json metadata")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -86,6 +87,10 @@ class FineTuneSettings:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        # Paths as text: the settings are written to bertforge.json at the end of the run.
+        for name in ("train", "model", "out", "val", "test"):
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
         LongText(self.long_text, self.stride, self.window_aggregate)  # a bad setting fails here, before any work
         if self.fine_tune_layers != "all":
             try:
