@@ -29,11 +29,15 @@ from .tokenization import Tokenizer
 
 
 class Classifier:
-    """Predict with, and evaluate, a model directory written by ``bertforge finetune``::
+    """Predict with, and evaluate, a model directory written by ``bertforge finetune``,
+    or a folder written by ``bertforge export`` (run by ONNX Runtime)::
 
         clf = Classifier.load("runs/trec")
         clf.predict(["Who wrote The Raven ?"])[0]["label"]          # 'HUM'
         clf.evaluate("trec/test.csv")["accuracy"]                     # 0.966
+
+    Texts longer than ``max_seq_length`` are read as ``long_text`` says, by default
+    as the model was fine-tuned (see :mod:`bertforge.long_text`).
     """
 
     def __init__(self, model: BertForSequenceClassification | OnnxClassifierModel, tokenizer: Tokenizer,
