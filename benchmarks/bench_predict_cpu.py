@@ -84,8 +84,9 @@ def main() -> None:
     parser.add_argument("--trec-model", help="a bertforge TREC classifier (default: fine-tune one)")
     parser.add_argument("--sms-model", help="a bertforge SMS spam classifier (default: fine-tune one)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64, help="bertforge's batch size")
-    parser.add_argument("--pipeline-batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, help="bertforge's batch size (default: its own, 128 for "
+                                                       "PyTorch, 32 for ONNX)")
+    parser.add_argument("--pipeline-batch-size", type=int, default=32, help="for the batched pipeline run")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()

@@ -27,6 +27,9 @@ from .model import BertForSequenceClassification, check_vocabulary
 from .onnx_model import ONNX_FILE, OnnxClassifierModel
 from .tokenization import Tokenizer
 
+BATCH_SIZE = 128
+ONNX_BATCH_SIZE = 32
+
 
 class Classifier:
     """Predict with, and evaluate, a model directory written by ``bertforge finetune``,
@@ -96,8 +99,12 @@ class Classifier:
     # -- predicting ---------------------------------------------------------------------
 
     def scores(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None,
-               batch_size: int = 128, progress: bool = False) -> np.ndarray:
-        """Raw model outputs (logits, or values for regression), one row per text."""
+               batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        """Raw model outputs (logits, or values for regression), one row per text.
+
+        ``batch_size`` defaults to what runs fastest on a CPU: 128 rows for PyTorch
+        (it drops the padding), 32 for ONNX Runtime (it computes on the padding)."""
+        batch_size = batch_size or (ONNX_BATCH_SIZE if isinstance(self.model, OnnxClassifierModel) else BATCH_SIZE)
         if len(texts) == 0:
             return np.empty((0, self.encoder.num_labels), dtype=np.float32)
         rows = encode_windows(self.tokenizer, list(texts), None if text_pairs is None else list(text_pairs),
@@ -112,7 +119,7 @@ class Classifier:
         return combine(raw, rows, self.long_text.aggregate)
 
     def predict(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None,
-                batch_size: int = 128, progress: bool = False) -> list[dict[str, Any]]:
+                batch_size: int | None = None, progress: bool = False) -> list[dict[str, Any]]:
         """One dict per text: ``label`` and, for classification, ``probabilities`` by label."""
         return self.describe(self.scores(texts, text_pairs, batch_size, progress))
 
@@ -131,7 +138,8 @@ class Classifier:
                 for row in probabilities]
 
     def predict_file(self, source: str, output: str | None = None, text_column: str | None = None,
-                     text_pair_column: str | None = None, batch_size: int = 128, progress: bool = True) -> int:
+                     text_pair_column: str | None = None, batch_size: int | None = None,
+                     progress: bool = True) -> int:
         """Predict every text of ``source`` (a file or ``-`` for stdin) into ``output``
         (CSV or JSONL by its extension; stdout as JSONL when omitted). Returns the row count."""
         data = read_texts(sys.stdin if source == "-" else source,
@@ -143,7 +151,8 @@ class Classifier:
 
     # -- evaluating ---------------------------------------------------------------------
 
-    def evaluate(self, path: str, unknown: str = "error", batch_size: int = 128, **columns) -> dict[str, Any]:
+    def evaluate(self, path: str, unknown: str = "error", batch_size: int | None = None,
+                 **columns) -> dict[str, Any]:
         """Metrics of the model on a labeled file (labels unseen in training: error or drop)."""
         columns = {**{k: v for k, v in self.columns.items() if v is not None}, **{k: v for k, v in columns.items() if v}}
         data = read_labeled(path, **columns)
