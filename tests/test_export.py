@@ -149,11 +149,8 @@ def test_a_missing_extra_names_it():
 
 
 @pytest.mark.slow
-def test_int8_trec_model_agrees_with_fp32_on_the_trec_test_set(minilm_dir, data_dir, tmp_path):
-    model = tmp_path / "trec"
-    finetune(FineTuneSettings(train=str(data_dir / "trec" / "train.csv"), model=str(minilm_dir), out=str(model),
-                              epochs=2, learning_rate=1e-4, val_fraction=0.0, fine_tune_layers=2,
-                              max_seq_length=64, progress=False))
+def test_int8_trec_model_agrees_with_fp32_on_the_trec_test_set(trec_classifier, data_dir, tmp_path):
+    model, _ = trec_classifier
     test = str(data_dir / "trec" / "test.csv")
     check = export_onnx(model, tmp_path / "int8", int8=True, sample=test)
     assert check.examples == 500 and check.prediction_agreement >= 0.99

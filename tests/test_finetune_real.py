@@ -15,8 +15,8 @@ def run(minilm_dir, data_dir, tmp_path, name, **overrides):
     return finetune(FineTuneSettings(**values))["metrics"]["test"]
 
 
-def test_trec_top_two_layers_with_the_frozen_cache(minilm_dir, data_dir, tmp_path):
-    metrics = run(minilm_dir, data_dir, tmp_path, "trec", epochs=3, fine_tune_layers=2)
+def test_trec_top_two_layers_with_the_frozen_cache(trec_classifier):
+    _, metrics = trec_classifier  # top two layers, 3 epochs (conftest.py)
     assert metrics["accuracy"] >= 0.95
 
 
