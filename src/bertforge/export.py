@@ -22,7 +22,7 @@ import uuid
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -152,16 +152,14 @@ def _check_destination(out: Path, overwrite: bool) -> None:
 def _sample_texts(classifier: Classifier, sample, text_column) -> tuple[list[str], list[str] | None, str]:
     """Texts for the check: the given file, else the training file, else random words."""
     columns = classifier.columns or {}
-    candidates = []
     if sample is not None:
-        if not Path(sample).is_file():
+        path = Path(sample)
+        if not path.is_file():
             raise BertforgeError(f"{sample}: not found; pass a file of texts for --sample")
-        candidates.append(Path(sample))
     else:
         train = (classifier.metadata.get("settings") or {}).get("train")
-        if train and Path(train).is_file():
-            candidates.append(Path(train))
-    for path in candidates:
+        path = Path(train) if train and Path(train).is_file() else None
+    if path is not None:
         data = read_texts(str(path), text_column=text_column or columns.get("text_column"),
                           text_pair_column=columns.get("text_pair_column"))
         if data.texts:

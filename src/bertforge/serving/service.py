@@ -20,6 +20,7 @@ import torch
 
 from ..checkpoints import resolve_model_dir
 from ..classifier import Classifier
+from ..config import BertConfig
 from ..embedding import Embedder
 from ..errors import BertforgeError
 from .batcher import MicroBatcher
@@ -228,12 +229,8 @@ def _check_exported_length(directory: Path, max_length: int) -> None:
     if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 3:
         raise BertforgeError(f"max_length={max_length!r} is not understood; pass a whole number of at least 3 "
                              "([CLS], one token, [SEP])")
-    config = directory / "config.json"
-    values = json.loads(config.read_text(encoding="utf-8")) if config.is_file() else {}
-    positions = values.get("max_position_embeddings") if isinstance(values, dict) else None
-    if isinstance(positions, int) and max_length > positions:
-        raise BertforgeError(f"max_length={max_length} is above this model's {positions} positions; "
-                             f"pass max_length <= {positions}")
+    if (directory / "config.json").is_file():
+        BertConfig.from_json_file(directory / "config.json").check_sequence_length(max_length)
 
 
 def _items(count: int) -> str:
