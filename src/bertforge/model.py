@@ -17,7 +17,7 @@ Speed comes from computing only what is read:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -26,6 +26,7 @@ from torch import nn
 
 from .config import BertConfig
 from .errors import BertforgeError
+from .grouped_attention import AttentionPlan, GroupedAttention, keep_mask
 from .padding import TokenSelection, Unpadding
 
 IGNORE_INDEX = -100  # label value for positions without a target (as in torch's losses)
@@ -60,6 +61,7 @@ class TokenLayout:
     key_mask: torch.Tensor | None  # (batch, 1, 1, length), True where a key may be attended
     cu_seqlens: torch.Tensor | None = None  # set when known without a device sync (see Unpadding)
     max_seqlen: int | None = None
+    _plans: dict = field(default_factory=dict, repr=False, compare=False)  # attention plans, made once
 
     @classmethod
     def from_mask(cls, input_mask: torch.Tensor | None, batch: int, length: int,
@@ -100,6 +102,21 @@ class TokenLayout:
         return (_varlen_attn is not None and self.cu_seqlens is not None and tokens.is_cuda
                 and self.max_seqlen is not None)
 
+    def attention_plan(self, queries: TokenSelection | None = None) -> AttentionPlan:
+        """The rows grouped by length for attention on the CPU (``grouped_attention.py``),
+        for every token or for the ``queries`` selection; made once per batch."""
+        key = None if queries is None else id(queries)
+        if key not in self._plans:
+            if self.cu_seqlens is not None:
+                starts = self.cu_seqlens
+            elif self.unpadding is None:
+                starts = torch.arange(self.batch + 1) * self.length
+            else:
+                counts = torch.bincount(self.unpadding.indices.cpu() // self.length, minlength=self.batch)
+                starts = F.pad(torch.cumsum(counts, 0), (1, 0))
+            self._plans[key] = AttentionPlan.build(starts, None if queries is None else queries.cu_seqlens)
+        return self._plans[key]
+
     def first_tokens(self) -> torch.Tensor:
         """Index of each row's first real token in the unpadded token list."""
         if self.cu_seqlens is not None:
@@ -115,16 +132,10 @@ class TokenLayout:
 
 
 def _scaled_keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
-    """``1 / (1 - p)`` with probability ``1 - p`` (to 1/32768), else 0, shaped like ``x``.
-
-    Drawn from 15 random bits per element: one 64-bit draw cut into four 16-bit
-    lanes costs a fifth of the CPU's per-element Bernoulli draws, which were 14%
-    of a small BERT's training step on a 2-core CPU.
-    """
-    count = x.numel()
-    words = torch.empty((count + 3) // 4, dtype=torch.int64, device=x.device).random_()
-    lanes = words.view(torch.int16)[:count].view(x.shape)
-    keep = (lanes & 0x7FFF) >= round(p * 32768)
+    """``1 / (1 - p)`` with probability ``1 - p``, else 0, shaped like ``x``: drawn
+    from 16-bit lanes of 64-bit random words (``grouped_attention.keep_mask``), since
+    the CPU's per-element Bernoulli draws were 14% of a small BERT's training step."""
+    keep = keep_mask(tuple(x.shape), p, x.device)
     return torch.where(keep, torch.tensor(1.0 / (1.0 - p), dtype=x.dtype), torch.tensor(0.0, dtype=x.dtype))
 
 
@@ -148,6 +159,12 @@ class Dropout(nn.Dropout):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return dropout(x, self.p, self.training)
+
+    def add(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """``residual + self(x)``: on a CPU one pass (``addcmul``) instead of two."""
+        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+            return self(x) + residual
+        return torch.addcmul(residual, x, _scaled_keep_mask(x, self.p))
 
 
 def _attention(q, k, v, key_mask, p: float) -> torch.Tensor:
@@ -227,6 +244,12 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(x))
 
 
+def _groups_rows(tokens: torch.Tensor) -> bool:
+    """Whether attention with dropout runs on rows grouped by length: on a CPU, where
+    it saves the work on padding and torch has no fused kernel with dropout anyway."""
+    return tokens.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 class BertSelfAttention(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -247,6 +270,8 @@ class BertSelfAttention(nn.Module):
             weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
             bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
             qkv = F.linear(tokens, weight, bias)
+            if dropout and _groups_rows(qkv):
+                return GroupedAttention.apply(qkv, None, layout.attention_plan(), self.num_heads, dropout)
             if (not dropout and qkv.dtype in (torch.float16, torch.bfloat16)
                     and layout.variable_length_attention(qkv)):
                 # The padding never comes back: attention runs on the token list.
@@ -263,6 +288,8 @@ class BertSelfAttention(nn.Module):
         bias = torch.cat([self.key.bias, self.value.bias])
         kv = F.linear(tokens, weight, bias)
         q = self.query(tokens.index_select(0, queries.flat))
+        if dropout and _groups_rows(kv):
+            return GroupedAttention.apply(kv, q, layout.attention_plan(queries), self.num_heads, dropout)
         if (not dropout and kv.dtype in (torch.float16, torch.bfloat16) and layout.variable_length_attention(kv)):
             k, v = kv.view(-1, 2, self.num_heads, self.head_size).unbind(1)
             context = _varlen_attn(q.view(-1, self.num_heads, self.head_size), k, v, queries.cu_seqlens,
@@ -285,7 +312,7 @@ class BertSelfOutput(nn.Module):
         self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+        return self.LayerNorm(self.dropout.add(self.dense(x), residual))
 
 
 class BertAttention(nn.Module):
