@@ -12,7 +12,10 @@ Speed comes from computing only what is read:
 - when only the pooled output is read (classifiers), the last layer computes
   the [CLS] token alone;
 - the word-embedding gradient is added into a kept buffer rather than a fresh
-  vocabulary-sized tensor per step (``_WordLookup``).
+  vocabulary-sized tensor per step (``_WordLookup``);
+- training on a CPU, attention with dropout runs on rows grouped by length with a
+  written-out backward (``grouped_attention.py``), and dropout masks come from
+  16-bit lanes of 64-bit random words.
 """
 
 from __future__ import annotations
