@@ -24,6 +24,10 @@ evaluations are not counted as training time) and at the end. Tokens/s counts
 real (non-padding) tokens. Printed: a table, the tokens/s ratio, the two
 accuracy curves; written: JSON results and a PNG of the curves.
 
+Before the two runs, ``--interleaved-rounds`` rounds (default 8, ~20 s each)
+time training steps of both sides in turns (``interleaved_speed``): a tokens/s
+ratio that the CPU's drift over the half hour of the two runs cannot bias.
+
     python benchmarks/bench_pretrain_cpu.py                     # 15 minutes per side
     python benchmarks/bench_pretrain_cpu.py --budget 900 --finetune-trec
     python benchmarks/bench_pretrain_cpu.py --budget 40 --work-dir /tmp/bpc --out /tmp/bpc/pretrain_cpu.json
@@ -265,6 +269,20 @@ def evaluate_transformers(model, batches: list[dict]) -> dict:
             "masked_tokens": int(masked)}
 
 
+def transformers_config(config):
+    """The same model as a transformers ``BertConfig`` (sdpa attention)."""
+    import transformers
+
+    return transformers.BertConfig(
+        vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
+        hidden_act=config.hidden_act, hidden_dropout_prob=config.hidden_dropout_prob,
+        attention_probs_dropout_prob=config.attention_probs_dropout_prob,
+        max_position_embeddings=config.max_position_embeddings, type_vocab_size=config.type_vocab_size,
+        initializer_range=config.initializer_range, layer_norm_eps=config.layer_norm_eps,
+        pad_token_id=config.pad_token_id, attn_implementation="sdpa")
+
+
 def run_transformers(args, work: Path, vocab_dir: Path, tokenizer, shards, held_out, config) -> dict:
     import transformers
     from transformers import (BertTokenizerFast, DataCollatorForLanguageModeling, Trainer, TrainerCallback,
@@ -280,14 +298,7 @@ def run_transformers(args, work: Path, vocab_dir: Path, tokenizer, shards, held_
     dataset = BlockDataset(blocks)
     collator = DataCollatorForLanguageModeling(tokenizer=hf_tokenizer, mlm_probability=MLM_PROBABILITY)
     eval_batches = list(held_out.evaluation_batches())
-    hf_config = transformers.BertConfig(
-        vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads, intermediate_size=config.intermediate_size,
-        hidden_act=config.hidden_act, hidden_dropout_prob=config.hidden_dropout_prob,
-        attention_probs_dropout_prob=config.attention_probs_dropout_prob,
-        max_position_embeddings=config.max_position_embeddings, type_vocab_size=config.type_vocab_size,
-        initializer_range=config.initializer_range, layer_norm_eps=config.layer_norm_eps,
-        pad_token_id=config.pad_token_id, attn_implementation="sdpa")
+    hf_config = transformers_config(config)
 
     def new_model():
         transformers.set_seed(args.seed)
@@ -390,6 +401,78 @@ def run_transformers(args, work: Path, vocab_dir: Path, tokenizer, shards, held_
     }
 
 
+# -- tokens/s, interleaved ------------------------------------------------------------
+
+
+def interleaved_speed(args, vocab_dir: Path, tokenizer, shards, config) -> dict:
+    """Training steps of both sides taken in turns, to read the tokens/s ratio free of drift.
+
+    On a shared machine the CPU's speed drifts over minutes, and the two
+    15-minute runs happen at different times. Here each round times 10 bertforge
+    steps and then 5 transformers steps (about the same seconds) on fresh models
+    of the same size: the step as each side's training runs it (forward, backward,
+    clipping, fused AdamW with weight decay off for biases and LayerNorm), with
+    each side's own data (bertforge's batches; transformers' blocks through its
+    MLM collator). The Trainer's own bookkeeping is left out, which favours the
+    transformers side slightly. The median of the per-round ratios is reported.
+    """
+    import transformers
+    from transformers import BertTokenizerFast, DataCollatorForLanguageModeling
+
+    from bertforge.data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary
+    from bertforge.model import BertForMaskedLM
+    from bertforge.training.loop import decay_groups
+
+    def stepper(model, parameters, batches, count_tokens):
+        optimizer = torch.optim.AdamW(decay_groups(model, WEIGHT_DECAY, args.learning_rate),
+                                      lr=args.learning_rate, fused=True)
+        model.train()
+
+        def run(steps: int) -> float:
+            tokens, started = 0, time.perf_counter()
+            for _ in range(steps):
+                batch = next(batches)
+                tokens += count_tokens(batch)
+                model(**batch).loss.backward()
+                torch.nn.utils.clip_grad_norm_(parameters, MAX_GRAD_NORM, foreach=True)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            return tokens / (time.perf_counter() - started)
+        return run
+
+    torch.manual_seed(args.seed)
+    ours = BertForMaskedLM(config)
+    source = PretrainingBatches(shards, Vocabulary.from_tokenizer(tokenizer),
+                                MaskingSettings(seq_len=SEQ_LEN, pair_objective="none"), batch_size=BATCH_SIZE,
+                                seed=args.seed, held_out_fraction=args.held_out)
+    our_batches = (batch for epoch in range(10**6) for batch in source.epoch(epoch))
+    run_ours = stepper(ours, list(ours.parameters()), our_batches, lambda batch: int(batch["input_mask"].sum()))
+
+    transformers.set_seed(args.seed)
+    peer = transformers.BertForMaskedLM(transformers_config(config))
+    dataset = BlockDataset(training_blocks(shards, tokenizer, args.held_out, args.seed))
+    collator = DataCollatorForLanguageModeling(tokenizer=BertTokenizerFast.from_pretrained(str(vocab_dir)),
+                                               mlm_probability=MLM_PROBABILITY)
+    order = np.random.default_rng(args.seed).permutation(len(dataset))
+    peer_batches = (collator([dataset[int(i)] for i in order[start:start + BATCH_SIZE]])
+                    for epoch in range(10**6) for start in range(0, len(order) - BATCH_SIZE + 1, BATCH_SIZE))
+    run_peer = stepper(peer, list(peer.parameters()), peer_batches, lambda batch: int(batch["attention_mask"].sum()))
+
+    run_ours(3), run_peer(2)  # warm-up
+    rounds = []
+    for index in range(args.interleaved_rounds):
+        ours_speed, peer_speed = run_ours(10), run_peer(5)
+        rounds.append({"bertforge": round(ours_speed, 1), "transformers": round(peer_speed, 1),
+                       "ratio": round(ours_speed / peer_speed, 3)})
+        print(f"interleaved round {index + 1}/{args.interleaved_rounds}: bertforge {ours_speed:,.0f} tokens/s, "
+              f"transformers {peer_speed:,.0f}, ratio {ours_speed / peer_speed:.2f}x", flush=True)
+    ratios = sorted(r["ratio"] for r in rounds)
+    median = float(np.median(ratios))
+    return {"rounds": rounds, "median_ratio": round(median, 3), "min_ratio": ratios[0], "max_ratio": ratios[-1],
+            "median_bertforge": round(float(np.median([r["bertforge"] for r in rounds])), 1),
+            "median_transformers": round(float(np.median([r["transformers"] for r in rounds])), 1)}
+
+
 # -- TREC-6 -----------------------------------------------------------------------------
 
 
@@ -486,6 +569,8 @@ def main() -> None:
     parser.add_argument("--finetune-trec", action="store_true",
                         help="then fine-tune the bertforge model on TREC-6, with a TF-IDF baseline")
     parser.add_argument("--trec-epochs", type=int, default=3)
+    parser.add_argument("--interleaved-rounds", type=int, default=8,
+                        help="rounds of the interleaved tokens/s comparison, ~20 s each (0: skip it)")
     parser.add_argument("--skip-hf", action="store_true", help="bertforge only (no ratio)")
     parser.add_argument("--skip-ours", action="store_true", help="transformers only (no ratio)")
     args = parser.parse_args()
@@ -516,6 +601,9 @@ def main() -> None:
 
     tokenizer, vocab_dir, shards, held_out = prepare_data(args, work)
     config = model_config(settings_for(args, work, vocab_dir, work / "unused", max_steps=1), tokenizer.vocab_size)
+    interleaved = None
+    if args.interleaved_rounds and not (args.skip_ours or args.skip_hf):
+        interleaved = interleaved_speed(args, vocab_dir, tokenizer, shards, config)
     rows = []
     if not args.skip_ours:
         rows.append(run_bertforge(args, work, vocab_dir, tokenizer, held_out))
@@ -552,6 +640,10 @@ def main() -> None:
               f"{ours['held_out_mlm_accuracy']:.4f} vs {peer['held_out_mlm_accuracy']:.4f}: bertforge is "
               f"{'higher' if comparison['bertforge_higher_accuracy'] else 'not higher'} "
               f"({comparison['held_out_accuracy_difference']:+.4f})")
+    if interleaved:
+        print(f"interleaved steps, {len(interleaved['rounds'])} rounds: bertforge/transformers tokens/s median "
+              f"{interleaved['median_ratio']:.2f}x (range {interleaved['min_ratio']:.2f}-{interleaved['max_ratio']:.2f}; "
+              f"{interleaved['median_bertforge']:,.0f} vs {interleaved['median_transformers']:,.0f} tokens/s)")
     print(f"held-out set: {held_out.n_sequences} sequences, "
           f"{rows[0]['held_out_masked_tokens'] if rows else 0} masked tokens")
     for row in rows:
@@ -576,6 +668,8 @@ def main() -> None:
                      "corpus_tokens": shards.n_tokens},
         "results": rows, **comparison,
     }
+    if interleaved is not None:
+        result["interleaved"] = interleaved
     if trec is not None:
         result["trec"] = trec
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -82,8 +82,16 @@ def test_int8_export_is_smaller_and_agrees(trained, exported, tmp_path):
     # Every matrix product and the word embeddings are int8.
     assert (tmp_path / "int8" / "model.onnx").stat().st_size < (fp32 / "model.onnx").stat().st_size / 3.5
     assert check.prediction_agreement >= 0.9
-    predictions = Classifier.load(tmp_path / "int8").predict(TEXTS)
-    assert [row["label"] for row in predictions] == [row["label"] for row in Classifier.load(fp32).predict(TEXTS)]
+    int8_scores = Classifier.load(tmp_path / "int8").scores(TEXTS)
+    fp32_scores = Classifier.load(fp32).scores(TEXTS)
+    # The fixture's model is trained briefly (logits within ~0.1 of each other), so some
+    # calls are closer than int8 rounding: only those may change their label.
+    error = np.abs(int8_scores - fp32_scores).max()
+    assert error < 0.05
+    top_two = np.sort(fp32_scores, axis=1)[:, -2:]
+    clear = top_two[:, 1] - top_two[:, 0] > 2 * error
+    assert clear.any()
+    assert (int8_scores.argmax(1) == fp32_scores.argmax(1))[clear].all()
 
 
 def test_cli_export_then_predict_and_evaluate_through_onnx_runtime(trained, tmp_path, capsys):
