@@ -171,8 +171,10 @@ class Dropout(nn.Dropout):
 
 
 def _attention(q, k, v, key_mask, p: float) -> torch.Tensor:
-    """Scaled dot-product attention; with dropout on a CPU, written out so the
-    dropout draws its mask cheaply (torch's kernel falls back to the same steps)."""
+    """Scaled dot-product attention on the padded grid; with dropout on a CPU
+    (under ``torch.compile``: otherwise training on a CPU takes ``GroupedAttention``),
+    written out so the dropout draws its mask cheaply (torch's kernel falls back to
+    the same steps)."""
     if not p or q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=p)
     scores = torch.matmul(q, k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
