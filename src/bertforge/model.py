@@ -110,15 +110,19 @@ class TokenLayout:
         for every token or for the ``queries`` selection; made once per batch."""
         key = None if queries is None else id(queries)
         if key not in self._plans:
-            if self.cu_seqlens is not None:
-                starts = self.cu_seqlens
-            elif self.unpadding is None:
-                starts = torch.arange(self.batch + 1) * self.length
-            else:
-                counts = torch.bincount(self.unpadding.indices.cpu() // self.length, minlength=self.batch)
-                starts = F.pad(torch.cumsum(counts, 0), (1, 0))
-            self._plans[key] = AttentionPlan.build(starts, None if queries is None else queries.cu_seqlens)
+            self._plans[key] = AttentionPlan.build(self.row_starts(), None if queries is None else queries.cu_seqlens)
         return self._plans[key]
+
+    def row_starts(self, device=None) -> torch.Tensor:
+        """Where each row starts in the token list, with the total at the end (``cu_seqlens``)."""
+        if self.cu_seqlens is not None:
+            starts = self.cu_seqlens
+        elif self.unpadding is None:
+            starts = torch.arange(self.batch + 1, device=device) * self.length
+        else:
+            counts = torch.bincount(self.unpadding.indices // self.length, minlength=self.batch)
+            starts = F.pad(torch.cumsum(counts, 0), (1, 0))
+        return starts if device is None else starts.to(device)
 
     def first_tokens(self) -> torch.Tensor:
         """Index of each row's first real token in the unpadded token list."""
@@ -592,14 +596,7 @@ def _prediction_tokens(layout: TokenLayout, labels: torch.Tensor, positions: tor
     pipeline; without them they are found here, which on a GPU waits for it."""
     if positions is None:
         positions = torch.nonzero(labels != IGNORE_INDEX, as_tuple=True)[0]
-    if layout.cu_seqlens is not None:
-        row_starts = layout.cu_seqlens
-    elif layout.unpadding is None:
-        row_starts = torch.arange(layout.batch + 1, device=labels.device) * layout.length
-    else:
-        counts = torch.bincount(layout.unpadding.indices // layout.length, minlength=layout.batch)
-        row_starts = F.pad(torch.cumsum(counts, 0), (1, 0))
-    return TokenSelection.for_predictions(positions, row_starts.to(labels.device), include_first)
+    return TokenSelection.for_predictions(positions, layout.row_starts(labels.device), include_first)
 
 
 def _masked_lm_loss(head: BertLMPredictionHead, hidden: torch.Tensor, targets: torch.Tensor):
