@@ -509,12 +509,10 @@ def summary_table(demo: DemoResult) -> str:
 
 
 def _plot_comparison(demo: DemoResult, path: Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from .evaluation import _new_figure, _save_png
 
     rows = _comparison_rows(demo)
-    figure = Figure(figsize=(6.5, 3.0), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = _new_figure(6.5, 3.0)
     axis = figure.subplots()
     names = ["fine-tuned BERT", "bag of words", "chance"]
     values = [accuracy for _, accuracy, _ in rows]
@@ -523,8 +521,7 @@ def _plot_comparison(demo: DemoResult, path: Path) -> Path:
     axis.set_xlim(0, 1.08)
     axis.set_xlabel(f"test accuracy ({demo.task['test']:,} held-out sentences)")
     axis.set_title("word order: original or halves swapped?")
-    figure.savefig(path, dpi=110)
-    return path
+    return _save_png(figure, path)
 
 
 def write_demo_report(demo: DemoResult, settings: DemoSettings, model_dir: str) -> Path:

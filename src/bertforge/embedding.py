@@ -33,6 +33,13 @@ OUTPUT_SUFFIXES = (".npy", ".jsonl", ".parquet")
 DEFAULT_MAX_LENGTH = 512
 
 
+def check_max_length(max_length) -> None:
+    """One line unless ``max_length`` is a whole number of at least 3 ([CLS], one token, [SEP])."""
+    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 3:
+        raise BertforgeError(f"max_length={max_length!r} is not understood; pass a whole number of at "
+                             "least 3 ([CLS], one token, [SEP])")
+
+
 class Embedder:
     """Texts in, sentence vectors out: tokenize, run length-sorted batches, pool.
 
@@ -67,10 +74,8 @@ class Embedder:
         limit = min(positions, tokenizer.model_max_length)
         if max_length is None:
             max_length = min(limit, DEFAULT_MAX_LENGTH)
-        elif isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 3:
-            raise BertforgeError(f"max_length={max_length!r} is not understood; pass a whole number of at "
-                                 "least 3 ([CLS], one token, [SEP])")
-        elif max_length > limit:
+        check_max_length(max_length)
+        if max_length > limit:
             raise BertforgeError(f"max_length={max_length} is above this model's limit of {limit} tokens "
                                  f"({positions} positions, tokenizer {tokenizer.model_max_length}); "
                                  f"pass max_length <= {limit}")

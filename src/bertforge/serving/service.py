@@ -21,7 +21,7 @@ import torch
 from ..checkpoints import resolve_model_dir
 from ..classifier import Classifier
 from ..config import BertConfig
-from ..embedding import Embedder
+from ..embedding import Embedder, check_max_length
 from ..errors import BertforgeError
 from .batcher import MicroBatcher
 from .limits import DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, Limits, RequestError
@@ -226,9 +226,7 @@ class ModelService:
 
 def _check_exported_length(directory: Path, max_length: int) -> None:
     """A one-line error unless an exported graph can take ``max_length`` tokens (its config's positions)."""
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 3:
-        raise BertforgeError(f"max_length={max_length!r} is not understood; pass a whole number of at least 3 "
-                             "([CLS], one token, [SEP])")
+    check_max_length(max_length)
     if (directory / "config.json").is_file():
         BertConfig.from_json_file(directory / "config.json").check_sequence_length(max_length)
 

@@ -91,7 +91,7 @@ class FineTuneSettings:
         for name in ("train", "model", "out", "val", "test"):
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
-        LongText(self.long_text, self.stride, self.window_aggregate)  # a bad setting fails here, before any work
+        _ = self.long_text_setting  # a bad setting fails here, before any work
         if self.fine_tune_layers != "all":
             try:
                 self.fine_tune_layers = int(self.fine_tune_layers)
