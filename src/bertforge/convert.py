@@ -25,8 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -38,6 +36,7 @@ from .checkpoints import (GOOGLE_TF_NAMES, MODEL_GARDEN_TF_NAMES, WEIGHT_FILES, 
                           save_pretrained, standard_name_to_tensorflow, tensorflow_name_to_standard)
 from .config import BertConfig
 from .errors import BertforgeError
+from .files import replacing_folder
 from .model import (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel,
                     PreTrainedBert)
 
@@ -548,15 +547,7 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, *, do_lower_case:
     tokenizer = found.tokenizer()
     # Written beside the destination and renamed into place: a failed or killed
     # conversion leaves no half-written model directory behind.
-    target = out.resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
-    try:
+    with replacing_folder(out.resolve()) as staging:
         save_pretrained(model, staging, tokenizer=tokenizer)
-        if target.is_dir():
-            target.rmdir()  # empty, as checked above
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return Conversion(out=out, layout=found.layout, model_class=model_class.__name__, config=config,
                       do_lower_case=tokenizer.do_lower_case, report=report, unused=found.unused)

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import uuid
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from torch import nn
 from .classifier import Classifier
 from .data.labeled import read_texts
 from .errors import BertforgeError
-from .files import write_text_atomically
+from .files import replacing_folder, write_text_atomically
 from .model import BertForSequenceClassification, TokenLayout
 from .onnx_model import INPUT_NAMES, ONNX_FILE, OUTPUT_NAME, OnnxClassifierModel, require
 
@@ -113,10 +112,7 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, *, int8: bool 
         raise BertforgeError(f"{source}: is already an exported ONNX folder; export the PyTorch model directory")
     texts, pairs, origin = _sample_texts(classifier, sample, text_column)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
+    with replacing_folder(out) as staging:
         graph = staging / ONNX_FILE
         _export_graph(classifier, graph, opset)
         if int8:
@@ -129,9 +125,6 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, *, int8: bool 
             raise BertforgeError(f"export check failed: {check.summary()}, below --min-agreement "
                                  f"{min_agreement:g}; nothing was written: export fp32, or lower --min-agreement")
         _write_companions(classifier, source, staging, check, opset)
-        _replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return check
 
 
@@ -264,22 +257,6 @@ def _write_companions(classifier: Classifier, source: Path, staging: Path, check
     metadata["export"] = {"format": "onnx", "file": ONNX_FILE, "opset": opset, "inputs": list(INPUT_NAMES),
                           "source": source.name, "check": asdict(check)}
     write_text_atomically(staging / "bertforge.json", json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
-
-
-def _replace(staging: Path, out: Path) -> None:
-    """Put the finished folder in place; an earlier export is moved aside first and removed last."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        out.rename(old)
-    try:
-        staging.rename(out)
-    except OSError:
-        if old is not None:
-            old.rename(out)  # the earlier export goes back where it was
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 __all__ = ["ExportCheck", "ExportableClassifier", "export_onnx"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,41 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+@contextmanager
+def replacing_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty folder beside ``path``; put it in place of ``path`` when the block
+    succeeds (an earlier folder there is moved aside first and removed last). A failed
+    or killed block leaves ``path`` as it was.
+
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "model"
+    >>> with replacing_folder(target) as staging:
+    ...     _ = (staging / "config.json").write_text("{}")
+    >>> sorted(p.name for p in target.iterdir()), sorted(p.name for p in target.parent.iterdir())
+    (['config.json'], ['model'])
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        yield staging
+        earlier = None
+        if path.exists():
+            earlier = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+            path.rename(earlier)
+        try:
+            staging.rename(path)
+        except OSError:
+            if earlier is not None:
+                earlier.rename(path)  # the earlier folder goes back where it was
+            raise
+        if earlier is not None:
+            shutil.rmtree(earlier, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
