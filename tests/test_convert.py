@@ -19,6 +19,7 @@ import torch
 from bertforge import BertForPreTraining, BertModel, Tokenizer, load_pretrained
 from bertforge.cli import main
 from bertforge.config import BertConfig
+from bertforge import convert as convert_module
 from bertforge.convert import convert, tensorflow_layout
 from bertforge.errors import BertforgeError
 
@@ -273,7 +274,7 @@ def write_tf2_saved_model(tf, folder, variables, vocab_file, do_lower_case, laye
 
 
 def test_a_google_checkpoint_converts_with_the_same_outputs_and_heads(tf, minilm_dir, original, weights, tmp_path,
-                                                                        capsys):
+                                                                        capsys, monkeypatch):
     config = original.config
     variables = google_variables(weights, config.num_hidden_layers)
     assert_tensorflow_agrees(*google_forward(tf, variables, IDS, MASK, SEGMENTS, config.num_hidden_layers,
@@ -298,6 +299,11 @@ def test_a_google_checkpoint_converts_with_the_same_outputs_and_heads(tf, minilm
     # load_pretrained converts on the fly, from the folder or from the checkpoint prefix.
     assert_same_encoder(load_pretrained(source), original)
     assert_same_encoder(load_pretrained(source / "bert_model.ckpt"), original)
+    # Its tokenizer is vocab.txt beside the checkpoint: no TensorFlow, no weights read.
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "tensorflow", None)
+        direct = Tokenizer.from_pretrained(source)
+    assert direct.do_lower_case is True and direct.vocab == tokenizer.vocab
 
 
 def test_a_cased_google_checkpoint_keeps_its_case(tf, minilm_dir, original, weights, tmp_path):
@@ -312,7 +318,8 @@ def test_a_cased_google_checkpoint_keeps_its_case(tf, minilm_dir, original, weig
     assert json.loads((tmp_path / "out" / "tokenizer_config.json").read_text())["do_lower_case"] is False
 
 
-def test_a_tf1_hub_module_converts_with_its_declared_vocab_and_case(tf, minilm_dir, original, weights, tmp_path):
+def test_a_tf1_hub_module_converts_with_its_declared_vocab_and_case(tf, minilm_dir, original, weights, tmp_path,
+                                                                     monkeypatch):
     do_lower_case = False  # what the vocabulary alone would not suggest: the declaration must win
     config = original.config
     vocab = tmp_path / "build" / "vocab.txt"
@@ -336,12 +343,14 @@ def test_a_tf1_hub_module_converts_with_its_declared_vocab_and_case(tf, minilm_d
     assert tokenizer.do_lower_case is do_lower_case
     assert tokenizer.vocab == Tokenizer.from_pretrained(minilm_dir).vocab
     assert_same_encoder(load_pretrained(module), original)
-    # Opened directly, the module gives the tokenizer it declares, as it gives its weights.
+    # Opened directly, the module gives the tokenizer it declares, from its graph alone.
+    monkeypatch.setattr(convert_module, "_standard_weights", weights_must_not_be_read)
     direct = Tokenizer.from_pretrained(module)
     assert direct.do_lower_case is do_lower_case and direct.vocab == tokenizer.vocab
 
 
-def test_a_tf2_saved_model_converts_with_its_declared_vocab_and_case(tf, minilm_dir, original, weights, tmp_path):
+def test_a_tf2_saved_model_converts_with_its_declared_vocab_and_case(tf, minilm_dir, original, weights, tmp_path,
+                                                                      monkeypatch):
     do_lower_case = False  # what the vocabulary alone would not suggest: the declaration must win
     config = original.config
     vocab = tmp_path / "build" / "vocab.txt"
@@ -361,7 +370,13 @@ def test_a_tf2_saved_model_converts_with_its_declared_vocab_and_case(tf, minilm_
     assert_same_encoder(BertModel.from_pretrained(tmp_path / "out"), original)
     assert Tokenizer.from_pretrained(tmp_path / "out").do_lower_case is do_lower_case
     assert_same_encoder(load_pretrained(tmp_path / "encoder"), original)
-    assert Tokenizer.from_pretrained(tmp_path / "encoder").do_lower_case is do_lower_case
+    monkeypatch.setattr(convert_module, "_standard_weights", weights_must_not_be_read)
+    direct = Tokenizer.from_pretrained(tmp_path / "encoder")
+    assert direct.do_lower_case is do_lower_case and direct.vocab == Tokenizer.from_pretrained(minilm_dir).vocab
+
+
+def weights_must_not_be_read(*args, **kwargs):
+    raise AssertionError("the tokenizer of a TensorFlow folder read its weights")
 
 
 def test_a_saved_model_without_a_pooler_says_which_weights_were_not_found(tf, minilm_dir, original, weights,

@@ -293,60 +293,79 @@ def _constant(tf, graph_def, tensor_name: str):
     return tf.make_ndarray(node.attr["value"].tensor), node.name + ":0"
 
 
-def _read_tf1_hub(tf, directory: Path):
+def _tf1_hub_tokenization(tf, directory: Path):
+    """The vocabulary file and lower-casing a TF Hub module declares (either may be None)."""
     proto = _saved_model_proto(directory)
     metas = [meta for meta in proto.meta_graphs if "tokenization_info" in meta.signature_def]
     vocab_file = do_lower_case = None
-    if metas:
-        # The inference graph (no tags) before the training one ({"train"}).
-        meta = min(metas, key=lambda m: len(m.meta_info_def.tags))
-        outputs = meta.signature_def["tokenization_info"].outputs
-        assets = _asset_files(meta)
-        if "vocab_file" in outputs:
-            value, const_name = _constant(tf, meta.graph_def, outputs["vocab_file"].name)
-            filename = assets.get(outputs["vocab_file"].name) or assets.get(const_name)
-            if filename is None and value is not None:
-                filename = os.path.basename(value.item().decode("utf-8"))
-            if filename:
-                vocab_file = directory / "assets" / filename
-        if "do_lower_case" in outputs:
-            value, _ = _constant(tf, meta.graph_def, outputs["do_lower_case"].name)
-            do_lower_case = None if value is None else bool(value)
-    else:
+    if not metas:
         log.warning("%s: no tokenization_info signature; using assets/vocab.txt", directory)
+        return vocab_file, do_lower_case
+    # The inference graph (no tags) before the training one ({"train"}).
+    meta = min(metas, key=lambda m: len(m.meta_info_def.tags))
+    outputs = meta.signature_def["tokenization_info"].outputs
+    assets = _asset_files(meta)
+    if "vocab_file" in outputs:
+        value, const_name = _constant(tf, meta.graph_def, outputs["vocab_file"].name)
+        filename = assets.get(outputs["vocab_file"].name) or assets.get(const_name)
+        if filename is None and value is not None:
+            filename = os.path.basename(value.item().decode("utf-8"))
+        if filename:
+            vocab_file = directory / "assets" / filename
+    if "do_lower_case" in outputs:
+        value, _ = _constant(tf, meta.graph_def, outputs["do_lower_case"].name)
+        do_lower_case = None if value is None else bool(value)
+    return vocab_file, do_lower_case
+
+
+def _read_tf1_hub(tf, directory: Path):
     shown = directory / "variables" / "variables.index"
     checkpoint = _Checkpoint(tf, directory / "variables" / "variables", shown)
     state, unused, raw_shapes = _standard_weights(checkpoint.variables(), GOOGLE_TF_NAMES, shown,
                                                   strip_prefixes=False)
-    return shown, state, unused, raw_shapes, vocab_file, do_lower_case
+    return shown, state, unused, raw_shapes
 
 
-def _read_tf2_saved_model(tf, directory: Path):
-    from tensorflow.core.protobuf import trackable_object_graph_pb2
+class _SavedModelGraphs:
+    """A TF2 SavedModel's object graph beside its checkpoint's: both name the same
+    objects, the first with variable names, the second with checkpoint keys."""
 
-    proto = _saved_model_proto(directory)
-    meta = proto.meta_graphs[0]
-    objects = meta.object_graph_def
-    shown = directory / "variables" / "variables.index"
-    checkpoint = _Checkpoint(tf, directory / "variables" / "variables", shown)
-    if "_CHECKPOINTABLE_OBJECT_GRAPH" not in checkpoint.shapes or not objects.nodes:
-        raise BertforgeError(f"{directory / 'saved_model.pb'}: a TF1 SavedModel that is not a TF Hub module "
-                             "(no tfhub_module.pb, no TF2 object graph); pass the Google checkpoint folder it was "
-                             "exported from")
-    graph = trackable_object_graph_pb2.TrackableObjectGraph()
-    graph.ParseFromString(checkpoint.get("_CHECKPOINTABLE_OBJECT_GRAPH").item())
+    def __init__(self, tf, directory: Path):
+        from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-    root = {child.local_name: child.node_id for child in objects.nodes[0].children}
-    stored_root = {child.local_name: graph.nodes[child.node_id] for child in graph.nodes[0].children}
+        proto = _saved_model_proto(directory)
+        self.meta = proto.meta_graphs[0]
+        self.objects = self.meta.object_graph_def
+        self.shown = directory / "variables" / "variables.index"
+        self.checkpoint = _Checkpoint(tf, directory / "variables" / "variables", self.shown)
+        if "_CHECKPOINTABLE_OBJECT_GRAPH" not in self.checkpoint.shapes or not self.objects.nodes:
+            raise BertforgeError(f"{directory / 'saved_model.pb'}: a TF1 SavedModel that is not a TF Hub module "
+                                 "(no tfhub_module.pb, no TF2 object graph); pass the Google checkpoint folder it "
+                                 "was exported from")
+        self.stored = trackable_object_graph_pb2.TrackableObjectGraph()
+        self.stored.ParseFromString(self.checkpoint.get("_CHECKPOINTABLE_OBJECT_GRAPH").item())
+        self.root = {child.local_name: child.node_id for child in self.objects.nodes[0].children}
+        self.stored_root = {child.local_name: self.stored.nodes[child.node_id]
+                            for child in self.stored.nodes[0].children}
+
+
+def _tf2_tokenization(graphs: _SavedModelGraphs, directory: Path):
+    """The vocabulary asset and lower-casing variable a Model Garden encoder keeps (either may be None)."""
     vocab_file = do_lower_case = None
-    if "vocab_file" in root and objects.nodes[root["vocab_file"]].WhichOneof("kind") == "asset":
-        index = objects.nodes[root["vocab_file"]].asset.asset_file_def_index
-        vocab_file = directory / "assets" / meta.asset_file_def[index].filename
-    if "do_lower_case" in stored_root:
-        value = [a.checkpoint_key for a in stored_root["do_lower_case"].attributes if a.name == "VARIABLE_VALUE"]
+    root, nodes = graphs.root, graphs.objects.nodes
+    if "vocab_file" in root and nodes[root["vocab_file"]].WhichOneof("kind") == "asset":
+        index = nodes[root["vocab_file"]].asset.asset_file_def_index
+        vocab_file = directory / "assets" / graphs.meta.asset_file_def[index].filename
+    if "do_lower_case" in graphs.stored_root:
+        value = [a.checkpoint_key for a in graphs.stored_root["do_lower_case"].attributes
+                 if a.name == "VARIABLE_VALUE"]
         if value:
-            do_lower_case = bool(checkpoint.get(value[0]))
+            do_lower_case = bool(graphs.checkpoint.get(value[0]))
+    return vocab_file, do_lower_case
 
+
+def _read_tf2_saved_model(graphs: _SavedModelGraphs):
+    objects, graph, root, checkpoint = graphs.objects, graphs.stored, graphs.root, graphs.checkpoint
     # Walk both object graphs from the root by child name, as TensorFlow restores them:
     # the SavedModel knows each variable's name, the checkpoint its key.
     variables = []
@@ -366,8 +385,9 @@ def _read_tf2_saved_model(tf, directory: Path):
             if child.local_name in stored_children:
                 pending.append((child.node_id, stored_children[child.local_name]))
 
-    state, unused, raw_shapes = _standard_weights(variables, MODEL_GARDEN_TF_NAMES, shown, strip_prefixes=True)
-    return shown, state, unused, raw_shapes, vocab_file, do_lower_case
+    state, unused, raw_shapes = _standard_weights(variables, MODEL_GARDEN_TF_NAMES, graphs.shown,
+                                                  strip_prefixes=True)
+    return graphs.shown, state, unused, raw_shapes
 
 
 # -- config, vocabulary, lower-casing ----------------------------------------------------
@@ -432,6 +452,84 @@ def _check_complete(config: BertConfig, state, shown: Path, table) -> None:
         )
 
 
+def _folder(path: str | os.PathLike) -> Path:
+    directory = tensorflow_source(path)
+    if directory is None:
+        raise BertforgeError(
+            f"{path}: not a TensorFlow BERT folder; pass a folder with bert_config.json and bert_model.ckpt.*, "
+            "a TF Hub module (tfhub_module.pb) or a TF2 SavedModel (saved_model.pb)"
+        )
+    return directory
+
+
+def _declared_tokenization(directory: Path, layout: str, graphs: _SavedModelGraphs | None = None):
+    """The vocabulary file a folder names (or its usual place) and the lower-casing it
+    declares (None: not declared). Reads no weights: only the graph and, for a TF2
+    SavedModel, its one ``do_lower_case`` variable."""
+    if layout == "google":  # Google's folders declare nothing; vocab.txt sits beside the checkpoint
+        return directory / "vocab.txt", None
+    tf = _tensorflow(directory)
+    if layout == "tf1-hub":
+        vocab, lower = _tf1_hub_tokenization(tf, directory)
+    else:
+        vocab, lower = _tf2_tokenization(graphs or _SavedModelGraphs(tf, directory), directory)
+    if vocab is None or not vocab.is_file():
+        vocab = directory / "assets" / "vocab.txt"
+    return vocab, lower
+
+
+def _resolved_tokenization(directory: Path, layout: str, declared, do_lower_case: bool | None,
+                           vocab_file: str | os.PathLike | None):
+    """The vocabulary file, the lower-casing to use and a tokenizer over that vocabulary
+    (for its size): arguments first, then what the folder declares, then a guess from
+    the vocabulary."""
+    from .tokenization import Tokenizer
+
+    declared_vocab, declared_lower = declared
+    vocab = Path(vocab_file) if vocab_file is not None else declared_vocab
+    if not vocab.is_file():
+        raise BertforgeError(f"{vocab}: no vocabulary file beside the checkpoint; pass the model's vocab.txt "
+                             "(--vocab FILE)")
+    probe = Tokenizer.from_pretrained(vocab)
+    if do_lower_case is None:
+        do_lower_case = declared_lower
+    if do_lower_case is None:
+        do_lower_case = _vocab_lower_cases(probe.vocab)
+        if layout != "google":
+            log.warning("%s: the model does not declare do_lower_case; %s, from its vocabulary", directory,
+                        "lower-casing" if do_lower_case else "keeping case")
+    return vocab, bool(do_lower_case), probe
+
+
+def tensorflow_tokenizer(path: str | os.PathLike, *, do_lower_case: bool | None = None,
+                         vocab_file: str | os.PathLike | None = None):
+    """The tokenizer of a TensorFlow BERT folder, without reading its weights.
+
+    A Google checkpoint folder needs no TensorFlow for this (its ``vocab.txt`` sits
+    beside the checkpoint; lower-casing is guessed from the vocabulary, as
+    ``read_tensorflow_model`` does); a TF Hub module or a TF2 SavedModel declares its
+    vocabulary asset and lower-casing in its graph, which TensorFlow reads.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> (folder / "bert_config.json").write_text("{}")
+    2
+    >>> (folder / "bert_model.ckpt.index").write_bytes(b"")
+    0
+    >>> (folder / "vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nThe\\ncat\\n")
+    39
+    >>> tensorflow_tokenizer(folder).do_lower_case          # capitals in the vocabulary: cased
+    False
+    """
+    from .tokenization import Tokenizer
+
+    directory = _folder(path)
+    layout = tensorflow_layout(directory)
+    vocab, lower, _ = _resolved_tokenization(directory, layout, _declared_tokenization(directory, layout),
+                                             do_lower_case, vocab_file)
+    return Tokenizer.from_pretrained(vocab, do_lower_case=lower)
+
+
 def read_tensorflow_model(path: str | os.PathLike, *, do_lower_case: bool | None = None,
                           num_attention_heads: int | None = None,
                           vocab_file: str | os.PathLike | None = None) -> TensorFlowModel:
@@ -447,32 +545,27 @@ def read_tensorflow_model(path: str | os.PathLike, *, do_lower_case: bool | None
     >>> model.config.num_hidden_layers, model.do_lower_case           # doctest: +SKIP
     (12, True)
     """
-    directory = tensorflow_source(path)
-    if directory is None:
-        raise BertforgeError(
-            f"{path}: not a TensorFlow BERT folder; pass a folder with bert_config.json and bert_model.ckpt.*, "
-            "a TF Hub module (tfhub_module.pb) or a TF2 SavedModel (saved_model.pb)"
-        )
+    directory = _folder(path)
     layout = tensorflow_layout(directory)
     tf = _tensorflow(directory)
-    declared_vocab = declared_lower = None
     if layout == "google":
         shown, state, unused, raw_shapes = _read_google(tf, directory)
         table = GOOGLE_TF_NAMES
         config = BertConfig.from_json_file(directory / "bert_config.json")
         if num_attention_heads is not None:
             config = BertConfig.from_dict({**config.to_dict(), "num_attention_heads": num_attention_heads})
-        declared_vocab = directory / "vocab.txt"
+        declared = _declared_tokenization(directory, layout)
     else:
         if layout == "tf1-hub":
-            shown, state, unused, raw_shapes, declared_vocab, declared_lower = _read_tf1_hub(tf, directory)
+            shown, state, unused, raw_shapes = _read_tf1_hub(tf, directory)
+            declared = _declared_tokenization(directory, layout)
             table = GOOGLE_TF_NAMES
         else:
-            shown, state, unused, raw_shapes, declared_vocab, declared_lower = _read_tf2_saved_model(tf, directory)
+            graphs = _SavedModelGraphs(tf, directory)
+            shown, state, unused, raw_shapes = _read_tf2_saved_model(graphs)
+            declared = _declared_tokenization(directory, layout, graphs)
             table = MODEL_GARDEN_TF_NAMES
         config = _inferred_config(state, raw_shapes, directory, shown, num_attention_heads)
-        if declared_vocab is None or not declared_vocab.is_file():
-            declared_vocab = directory / "assets" / "vocab.txt"
 
     word = state.get("bert.embeddings.word_embeddings.weight")
     if word is not None and word.shape[0] != config.vocab_size:
@@ -483,29 +576,15 @@ def read_tensorflow_model(path: str | os.PathLike, *, do_lower_case: bool | None
         )
     _check_complete(config, state, shown, table)
 
-    vocab = Path(vocab_file) if vocab_file is not None else declared_vocab
-    if not vocab.is_file():
-        raise BertforgeError(f"{vocab}: no vocabulary file beside the checkpoint; pass the model's vocab.txt "
-                             "(--vocab FILE)")
-    from .tokenization import Tokenizer
-
-    probe = Tokenizer.from_pretrained(vocab)
-    tokens = probe.vocab_size
-    if tokens != config.vocab_size:
+    vocab, do_lower_case, probe = _resolved_tokenization(directory, layout, declared, do_lower_case, vocab_file)
+    if probe.vocab_size != config.vocab_size:
         raise BertforgeError(
-            f"{vocab}: {tokens} tokens, but the checkpoint's embedding matrix "
+            f"{vocab}: {probe.vocab_size} tokens, but the checkpoint's embedding matrix "
             f"({standard_name_to_tensorflow('bert.embeddings.word_embeddings.weight', table)}) has "
             f"{config.vocab_size} rows; pass the vocab.txt released with this checkpoint"
         )
-    if do_lower_case is None:
-        do_lower_case = declared_lower
-    if do_lower_case is None:
-        do_lower_case = _vocab_lower_cases(probe.vocab)
-        if layout != "google":
-            log.warning("%s: the model does not declare do_lower_case; %s, from its vocabulary", directory,
-                        "lower-casing" if do_lower_case else "keeping case")
     return TensorFlowModel(layout=layout, source=shown, config=config, state=state, vocab_file=vocab,
-                           do_lower_case=bool(do_lower_case), unused=unused)
+                           do_lower_case=do_lower_case, unused=unused)
 
 
 # -- writing -------------------------------------------------------------------------------

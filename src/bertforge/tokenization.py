@@ -160,10 +160,10 @@ class Tokenizer:
             )
         if path.is_dir() and _tensorflow_folder(path):
             # A TF Hub module or SavedModel declares its vocabulary file and lower-casing;
-            # the converter reads them (with TensorFlow, the optional extra).
-            from .convert import read_tensorflow_model
+            # the converter reads them (with TensorFlow, the optional extra), not the weights.
+            from .convert import tensorflow_tokenizer
 
-            return read_tensorflow_model(path, do_lower_case=do_lower_case).tokenizer()
+            return tensorflow_tokenizer(path, do_lower_case=do_lower_case)
         if path.is_dir():
             directory = path
             if (path / "tokenizer.json").is_file():
