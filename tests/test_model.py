@@ -175,6 +175,38 @@ def test_dropout_is_active_only_in_training():
     assert torch.equal(model(ids).sequence_output, model(ids).sequence_output)
 
 
+def test_compiled_training_with_dropout_compiles_once_and_still_drops():
+    """Under torch.compile dropout takes torch's masks: the CPU's own mask draw would
+    break the graph and compile again at every step (its seed becomes a guard)."""
+    import torch._dynamo
+
+    torch.manual_seed(0)
+    model = BertForPreTraining(tiny_config(hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.2)).train()
+    compiled = torch.compile(model, backend="eager", dynamic=False)  # dynamo alone: guards are its business
+    ids = torch.randint(5, 120, (3, 12))
+    mask = (torch.arange(12)[None, :] < torch.tensor([12, 7, 4])[:, None]).long()
+    labels = torch.full_like(ids, -100)
+    labels[0, 3], labels[1, 5], labels[2, 2] = 8, 9, 10
+
+    def loss():
+        out = compiled(ids * mask, mask, masked_lm_labels=labels, next_sentence_label=torch.tensor([0, 1, 0]))
+        out.loss.backward()
+        return float(out.loss)
+
+    torch._dynamo.reset()
+    try:
+        first = loss()
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            later = [loss() for _ in range(3)]
+        model.eval()  # without dropout the compiled model computes what the eager one does
+        with torch.no_grad():
+            eager, traced = model(ids * mask, mask), compiled(ids * mask, mask)
+    finally:
+        torch._dynamo.reset()
+    assert len({first, *later}) == 4  # fresh masks every step
+    assert torch.allclose(eager.prediction_logits, traced.prediction_logits, atol=1e-5)
+
+
 def test_pooled_only_fast_path_matches_the_full_pass(minilm_dir, trec_batch):
     model = load_pretrained(minilm_dir)
     inputs = (trec_batch["input_ids"], trec_batch["attention_mask"], trec_batch["token_type_ids"])

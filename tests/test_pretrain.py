@@ -17,7 +17,7 @@ from bertforge.checkpoints import load_pretrained
 from bertforge.config import BertConfig
 from bertforge.data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary
 from bertforge.data.shards import build_shards
-from bertforge.model import BertForPreTraining
+from bertforge.model import BertForMaskedLM, BertForPreTraining
 from bertforge.tokenization import Tokenizer
 from bertforge.training.loop import TrainingArguments, TrainingLoop
 
@@ -136,6 +136,37 @@ def test_resume_after_a_kill_gives_the_same_weights(corpus_file, tmp_path, objec
     resumed = run(tmp_path / "killed", resume=True)
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("objective", ["nsp", "none"])
+def test_the_compiled_training_step_is_one_graph(corpus_file, tmp_path, objective):
+    """What the data pipeline hands the model (layout, labelled tokens) lets
+    torch.compile trace a training step whole: no graph break, which on a GPU would
+    split the step's kernels (and its CUDA graph) and wait on the device. In
+    evaluation mode the compiled model gives the eager model's losses."""
+    import torch._dynamo
+
+    tokenizer = Tokenizer.train([corpus_file], vocab_size=120)
+    shards = build_shards(corpus_file, tokenizer, cache_dir=tmp_path / "shards", workers=1)
+    source = PretrainingBatches(shards, Vocabulary.from_tokenizer(tokenizer),
+                                MaskingSettings(seq_len=32, pair_objective=objective), batch_size=4,
+                                held_out_fraction=0.0)
+    batches = [batch for batch, _ in zip(source.epoch(0), range(3))]
+    torch.manual_seed(0)
+    model_class = BertForPreTraining if objective == "nsp" else BertForMaskedLM  # as the pretrain command picks
+    model = model_class(BertConfig.preset("tiny", vocab_size=tokenizer.vocab_size))
+    compiled = torch.compile(model, backend="eager", fullgraph=True, dynamic=True)  # as TrainingLoop does
+    torch._dynamo.reset()
+    try:
+        for batch in batches:
+            compiled(**batch).loss.backward()  # fullgraph: a graph break raises
+        model.eval()
+        with torch.no_grad():
+            pairs = [(float(model(**batch).loss), float(compiled(**batch).loss)) for batch in batches]
+    finally:
+        torch._dynamo.reset()
+    for eager, traced in pairs:
+        assert traced == pytest.approx(eager, rel=1e-5)
 
 
 def test_time_budget_ends_the_run(corpus_file, tmp_path, capsys):

@@ -577,6 +577,8 @@ def _random_batch(config: BertConfig, batch_size: int, seq_len: int, mlm_fractio
     so the timed work is the work :func:`training_flops_per_token` counts."""
     import torch
 
+    from .padding import TokenSelection
+
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, config.vocab_size, (batch_size, seq_len), generator=generator)
     segments = (torch.arange(seq_len) >= seq_len // 2).long().expand(batch_size, -1) % config.type_vocab_size
@@ -584,7 +586,11 @@ def _random_batch(config: BertConfig, batch_size: int, seq_len: int, mlm_fractio
     chosen = torch.rand(batch_size, seq_len, generator=generator).argsort(dim=1)[:, :labelled]
     labels = torch.full_like(ids, -100).scatter(1, chosen, ids.gather(1, chosen))
     pair_labels = torch.randint(0, 2, (batch_size,), generator=generator)
-    return tuple(t.to(device) for t in (ids, segments, labels, pair_labels))
+    # The labelled tokens are located on the CPU, as the data pipeline does, so a
+    # GPU step never waits to read them back.
+    selection = TokenSelection.for_predictions(torch.nonzero(labels.reshape(-1) != -100, as_tuple=True)[0],
+                                                torch.arange(batch_size + 1) * seq_len, include_first=True)
+    return tuple(t.to(device) for t in (ids, segments, labels, pair_labels)) + (selection.to(device),)
 
 
 def measure_tokens_per_second(config: BertConfig, batch_size: int = 8, seq_len: int = DEFAULT_SEQ_LEN,
@@ -612,11 +618,12 @@ def measure_tokens_per_second(config: BertConfig, batch_size: int = 8, seq_len: 
     torch.manual_seed(0)
     model = BertForPreTraining(config).to(target).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
-    ids, segments, labels, pair_labels = _random_batch(config, batch_size, seq_len, mlm_fraction, target)
+    ids, segments, labels, pair_labels, selection = _random_batch(config, batch_size, seq_len, mlm_fraction, target)
 
     def step() -> None:
         with torch.autocast(target.type, dtype=torch.bfloat16, enabled=target.type == "cuda"):
-            loss = model(ids, None, segments, masked_lm_labels=labels, next_sentence_label=pair_labels).loss
+            loss = model(ids, None, segments, masked_lm_labels=labels, next_sentence_label=pair_labels,
+                         prediction_tokens=selection).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

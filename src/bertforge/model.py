@@ -138,6 +138,13 @@ class TokenLayout:
 # -- dropout ----------------------------------------------------------------------------
 
 
+def _draws_own_masks(x: torch.Tensor) -> bool:
+    """Whether dropout takes its masks from ``keep_mask``: in eager mode on a CPU. GPUs
+    have torch's fused kernels; under ``torch.compile`` the numpy draw would break the
+    graph and its seed would be guarded on, so every step would compile again."""
+    return x.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
 def _scaled_keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
     """``1 / (1 - p)`` with probability ``1 - p``, else 0, shaped like ``x``: drawn
     from 16-bit lanes of 64-bit random words (``grouped_attention.keep_mask``), since
@@ -147,7 +154,7 @@ def _scaled_keep_mask(x: torch.Tensor, p: float) -> torch.Tensor:
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """``F.dropout``, with cheaper random masks on the CPU (GPUs keep torch's kernel).
+    """``F.dropout``, with cheaper random masks on the CPU (see ``_draws_own_masks``).
 
     >>> x = torch.ones(10_000)
     >>> kept = dropout(x, 0.1, training=True)
@@ -156,7 +163,7 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """
     if not training or p == 0.0:
         return x
-    if x.device.type != "cpu":
+    if not _draws_own_masks(x):
         return F.dropout(x, p, True)
     return x * _scaled_keep_mask(x, p)  # one multiply each way; the mask is what backward keeps
 
@@ -169,22 +176,9 @@ class Dropout(nn.Dropout):
 
     def add(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """``residual + self(x)``: on a CPU one pass (``addcmul``) instead of two."""
-        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+        if not self.training or self.p == 0.0 or not _draws_own_masks(x):
             return self(x) + residual
         return torch.addcmul(residual, x, _scaled_keep_mask(x, self.p))
-
-
-def _attention(q, k, v, key_mask, p: float) -> torch.Tensor:
-    """Scaled dot-product attention on the padded grid; with dropout on a CPU
-    (under ``torch.compile``: otherwise training on a CPU takes ``GroupedAttention``),
-    written out so the dropout draws its mask cheaply (torch's kernel falls back to
-    the same steps)."""
-    if not p or q.device.type != "cpu":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=p)
-    scores = torch.matmul(q, k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
-    if key_mask is not None:
-        scores = scores.masked_fill(~key_mask, float("-inf"))
-    return torch.matmul(dropout(scores.softmax(dim=-1), p, True), v)
 
 
 # -- the backbone ---------------------------------------------------------------------
@@ -244,8 +238,10 @@ class BertEmbeddings(nn.Module):
         positions = torch.arange(layout.length, device=input_ids.device).expand(layout.batch, -1)
         ids, segments, positions = (layout.unpad(t) for t in (input_ids, segment_ids, positions))
         table = self.word_embeddings
+        # Not under torch.compile: a backward that writes .grad itself cannot be traced,
+        # and the compiled embedding backward needs no such help.
         if (self.direct_word_grad and table.padding_idx is not None and table.weight.requires_grad
-                and torch.is_grad_enabled()):
+                and torch.is_grad_enabled() and not torch.compiler.is_compiling()):
             words = _WordLookup.apply(table.weight, ids, table.padding_idx)
         else:
             words = table(ids)
@@ -254,9 +250,10 @@ class BertEmbeddings(nn.Module):
 
 
 def _groups_rows(tokens: torch.Tensor) -> bool:
-    """Whether attention with dropout runs on rows grouped by length: on a CPU, where
-    it saves the work on padding and torch has no fused kernel with dropout anyway."""
-    return tokens.device.type == "cpu" and not torch.compiler.is_compiling()
+    """Whether attention with dropout runs on rows grouped by length: in eager mode on
+    a CPU, where it saves the work on padding and torch has no fused kernel with
+    dropout anyway (elsewhere: ``scaled_dot_product_attention`` on the padded grid)."""
+    return _draws_own_masks(tokens)
 
 
 class BertSelfAttention(nn.Module):
@@ -291,7 +288,7 @@ class BertSelfAttention(nn.Module):
             qkv = layout.pad(qkv)
             qkv = qkv.view(layout.batch, layout.length, 3, self.num_heads, self.head_size)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch, heads, length, head_size)
-            context = _attention(q, k, v, layout.key_mask, dropout)
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.key_mask, dropout_p=dropout)
             return layout.unpad(context.transpose(1, 2).reshape(layout.batch, layout.length, -1))
         weight = torch.cat([self.key.weight, self.value.weight])
         bias = torch.cat([self.key.bias, self.value.bias])
@@ -307,7 +304,8 @@ class BertSelfAttention(nn.Module):
         kv = layout.pad(kv).view(layout.batch, layout.length, 2, self.num_heads, self.head_size)
         k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
         grid = queries.to_grid(q).view(layout.batch, queries.width, self.num_heads, self.head_size)
-        context = _attention(grid.transpose(1, 2), k, v, layout.key_mask, dropout)
+        context = F.scaled_dot_product_attention(grid.transpose(1, 2), k, v, attn_mask=layout.key_mask,
+                                                 dropout_p=dropout)
         return queries.from_grid(context.transpose(1, 2).reshape(layout.batch, queries.width, -1))
 
 
