@@ -191,7 +191,7 @@ def test_compiled_training_with_dropout_compiles_once_and_still_drops():
     def loss():
         out = compiled(ids * mask, mask, masked_lm_labels=labels, next_sentence_label=torch.tensor([0, 1, 0]))
         out.loss.backward()
-        return float(out.loss)
+        return float(out.loss.detach())
 
     torch._dynamo.reset()
     try:

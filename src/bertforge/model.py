@@ -193,7 +193,8 @@ class _WordLookup(torch.autograd.Function):
     rows. The result equals the standard gradient (the padding row gets none, as
     with ``padding_idx``). It bypasses autograd's gradient accumulation, so hooks
     on that parameter (DDP's reducer) would not see it: set
-    ``BertEmbeddings.direct_word_grad = False`` for data-parallel training.
+    ``BertEmbeddings.direct_word_grad = False`` for data-parallel training. Under
+    ``torch.compile`` the standard lookup is traced instead.
     """
 
     @staticmethod
