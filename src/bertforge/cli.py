@@ -585,7 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--log-every", type=int, default=50)
     training.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                           help="auto: bf16 on a GPU, fp32 on a CPU")
-    training.add_argument("--compile", action="store_true", help="run the model through torch.compile")
+    training.add_argument("--compile", action="store_true",
+                          help="run the model through torch.compile (for GPUs: on a CPU the uncompiled model "
+                               "with its own attention is faster)")
     training.add_argument("--device", help="cpu or cuda; None means a GPU when there is one")
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
