@@ -139,9 +139,11 @@ class TokenLayout:
 
 
 def _draws_own_masks(x: torch.Tensor) -> bool:
-    """Whether dropout takes its masks from ``keep_mask``: in eager mode on a CPU. GPUs
-    have torch's fused kernels; under ``torch.compile`` the numpy draw would break the
-    graph and its seed would be guarded on, so every step would compile again."""
+    """Whether dropout takes its masks from ``keep_mask``, and attention with dropout
+    runs on rows grouped by length (``GroupedAttention``, which skips the padding):
+    in eager mode on a CPU. GPUs have torch's fused kernels; under ``torch.compile``
+    the numpy draw would break the graph and its seed would be guarded on, so every
+    step would compile again."""
     return x.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
@@ -250,13 +252,6 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.LayerNorm(x))
 
 
-def _groups_rows(tokens: torch.Tensor) -> bool:
-    """Whether attention with dropout runs on rows grouped by length: in eager mode on
-    a CPU, where it saves the work on padding and torch has no fused kernel with
-    dropout anyway (elsewhere: ``scaled_dot_product_attention`` on the padded grid)."""
-    return _draws_own_masks(tokens)
-
-
 class BertSelfAttention(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -277,7 +272,7 @@ class BertSelfAttention(nn.Module):
             weight = torch.cat([self.query.weight, self.key.weight, self.value.weight])
             bias = torch.cat([self.query.bias, self.key.bias, self.value.bias])
             qkv = F.linear(tokens, weight, bias)
-            if dropout and _groups_rows(qkv):
+            if dropout and _draws_own_masks(qkv):
                 return GroupedAttention.apply(qkv, None, layout.attention_plan(), self.num_heads, dropout)
             if (not dropout and qkv.dtype in (torch.float16, torch.bfloat16)
                     and layout.variable_length_attention(qkv)):
@@ -295,7 +290,7 @@ class BertSelfAttention(nn.Module):
         bias = torch.cat([self.key.bias, self.value.bias])
         kv = F.linear(tokens, weight, bias)
         q = self.query(tokens.index_select(0, queries.flat))
-        if dropout and _groups_rows(kv):
+        if dropout and _draws_own_masks(kv):
             return GroupedAttention.apply(kv, q, layout.attention_plan(queries), self.num_heads, dropout)
         if (not dropout and kv.dtype in (torch.float16, torch.bfloat16) and layout.variable_length_attention(kv)):
             k, v = kv.view(-1, 2, self.num_heads, self.head_size).unbind(1)
