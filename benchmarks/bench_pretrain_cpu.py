@@ -102,7 +102,7 @@ def prepare_data(args, work: Path):
     """Vocabulary, token shards and the held-out evaluation batches both sides are scored on."""
     from bertforge.data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary
     from bertforge.data.shards import build_shards
-    from bertforge.tokenization import Tokenizer
+    from bertforge.text.tokenizer import Tokenizer
 
     started = time.perf_counter()
     # Training again on the same text does not give exactly the same pieces, and a new
@@ -128,7 +128,7 @@ def prepare_data(args, work: Path):
 
 
 def settings_for(args, work: Path, vocab_dir: Path, out: Path, **overrides):
-    from bertforge.training.pretrain import PretrainSettings
+    from bertforge.apps.pretrain import PretrainSettings
 
     values = dict(corpus=[str(args.corpus)], vocab=str(vocab_dir), out=str(out), seq_len=SEQ_LEN,
                   batch_size=BATCH_SIZE, learning_rate=args.learning_rate, weight_decay=WEIGHT_DECAY,
@@ -161,9 +161,9 @@ def fresh(path: Path) -> Path:
 
 
 def run_bertforge(args, work: Path, vocab_dir: Path, tokenizer, held_out) -> dict:
-    from bertforge.checkpoints import load_pretrained
-    from bertforge.model import BertForMaskedLM
-    from bertforge.training.pretrain import evaluate_pretraining, model_config, pretrain
+    from bertforge.io.model_dir import load_pretrained
+    from bertforge.model.bert import BertForMaskedLM
+    from bertforge.apps.pretrain import evaluate_pretraining, model_config, pretrain
 
     device = torch.device("cpu")
     # A few untimed steps measure the speed, so the held-out evaluations can be
@@ -420,7 +420,7 @@ def interleaved_speed(args, vocab_dir: Path, tokenizer, shards, config) -> dict:
     from transformers import BertTokenizerFast, DataCollatorForLanguageModeling
 
     from bertforge.data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary
-    from bertforge.model import BertForMaskedLM
+    from bertforge.model.bert import BertForMaskedLM
     from bertforge.training.loop import decay_groups
 
     def stepper(model, parameters, batches, count_tokens):
@@ -500,7 +500,7 @@ def run_trec(args, work: Path, model_dir: str | None) -> dict:
     result = {"tfidf_logreg_accuracy": round(float(np.mean(predicted == np.asarray(test_labels))), 4),
               "tfidf_logreg": "TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True) + LogisticRegression()"}
     if model_dir is not None:
-        from bertforge.training.finetune import FineTuneSettings, finetune
+        from bertforge.apps.finetune import FineTuneSettings, finetune
 
         out = fresh(work / "trec_finetune")
         result["bertforge_command"] = (
@@ -597,7 +597,7 @@ def main() -> None:
           f"{MODEL['intermediate']}; seq {SEQ_LEN}, batch {BATCH_SIZE}, lr {args.learning_rate}, budget "
           f"{args.budget:.0f} s per side, held-out evaluation every {args.eval_every_s:.0f} s", flush=True)
 
-    from bertforge.training.pretrain import model_config
+    from bertforge.apps.pretrain import model_config
 
     tokenizer, vocab_dir, shards, held_out = prepare_data(args, work)
     config = model_config(settings_for(args, work, vocab_dir, work / "unused", max_steps=1), tokenizer.vocab_size)

@@ -54,7 +54,7 @@ def trec_classifier(minilm_dir, data_dir, tmp_path_factory):
     """MiniLM fine-tuned on TREC-6 (top two layers, 3 epochs): ``(model_dir, test_metrics)``.
 
     Made once for the slow tests that need a real classifier (fine-tuning checks, ONNX int8)."""
-    from bertforge.training.finetune import FineTuneSettings, finetune
+    from bertforge.apps.finetune import FineTuneSettings, finetune
 
     out = tmp_path_factory.mktemp("trec") / "model"
     result = finetune(FineTuneSettings(

@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from bertforge import BertForPreTraining, BertModel, Tokenizer, load_pretrained
-from bertforge.cli import main
-from bertforge.config import BertConfig
-from bertforge import convert as convert_module
-from bertforge.convert import convert, tensorflow_layout
+from bertforge.cli.main import main
+from bertforge.model.config import BertConfig
+from bertforge.io import tensorflow as convert_module
+from bertforge.io.tensorflow import convert, tensorflow_layout
 from bertforge.errors import BertforgeError
 
 IDS = np.array([[101, 2054, 2003, 1037, 3899, 1029, 102, 1045, 2079, 102],

@@ -5,9 +5,9 @@ import random
 
 import pytest
 
-from bertforge.classifier import Classifier
-from bertforge.cli import main
-from bertforge.demo import (LABELS, DemoSettings, build_task, order_task_text, prose_paragraphs, run_demo,
+from bertforge.apps.classifier import Classifier
+from bertforge.cli.main import main
+from bertforge.apps.demo import (LABELS, DemoSettings, build_task, order_task_text, prose_paragraphs, run_demo,
                             stdlib_docstrings, swap_halves, word_order_examples)
 
 

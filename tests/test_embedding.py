@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from bertforge.cli import main
-from bertforge.embedding import Embedder, check_output_path, encode
+from bertforge.cli.main import main
+from bertforge.apps.embedding import Embedder, check_output_path, encode
 from bertforge.errors import BertforgeError
 
 

@@ -10,8 +10,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from bertforge import BertConfig, BertForPreTraining, BertforgeError
-from bertforge.cli import main
-from bertforge.estimate import (
+from bertforge.cli.main import main
+from bertforge.apps.estimate import (
     Phase,
     estimate_run,
     forward_flops_per_token,
@@ -21,7 +21,7 @@ from bertforge.estimate import (
     pretraining_parameters,
     training_flops_per_token,
 )
-from bertforge.model import count_parameters, model_flops_per_token
+from bertforge.model.bert import count_parameters, model_flops_per_token
 
 # 16 Cloud TPU devices x 96 hours x $4.50-$8.00, the seed article's figures.
 SEED = ["estimate", "--preset", "large", "--device", "tpu-v3", "--devices", "16", "--hours", "96",

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from bertforge.errors import BertforgeError
-from bertforge.evaluation import (
+from bertforge.evaluation.metrics import (
     classification_metrics,
     compute_metrics,
     format_summary,

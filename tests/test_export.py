@@ -10,13 +10,13 @@ import pytest
 pytest.importorskip("onnxruntime", reason="install the onnx extra: pip install -e '.[onnx]'")
 pytest.importorskip("onnxscript", reason="install the onnx extra: pip install -e '.[onnx]'")
 
-from bertforge.classifier import Classifier  # noqa: E402
-from bertforge.cli import main  # noqa: E402
+from bertforge.apps.classifier import Classifier  # noqa: E402
+from bertforge.cli.main import main  # noqa: E402
 from bertforge.errors import BertforgeError  # noqa: E402
-from bertforge.export import export_onnx  # noqa: E402
-from bertforge.long_text import LongText  # noqa: E402
-from bertforge.onnx_model import OnnxClassifierModel, require  # noqa: E402
-from bertforge.training.finetune import FineTuneSettings, finetune  # noqa: E402
+from bertforge.apps.export import export_onnx  # noqa: E402
+from bertforge.text.long_text import LongText  # noqa: E402
+from bertforge.io.onnx import OnnxClassifierModel, require  # noqa: E402
+from bertforge.apps.finetune import FineTuneSettings, finetune  # noqa: E402
 
 from test_finetune import QUESTIONS, write_csv  # noqa: E402
 

@@ -5,11 +5,11 @@ import csv
 import numpy as np
 import pytest
 
-import bertforge.features as features
+import bertforge.text.features as features
 from bertforge.errors import BertforgeError
-from bertforge.features import (NO_LABEL, Features, InputExample, convert_examples_to_features,
+from bertforge.text.features import (NO_LABEL, Features, InputExample, convert_examples_to_features,
                                 convert_single_example)
-from bertforge.tokenization import Tokenizer
+from bertforge.text.tokenizer import Tokenizer
 
 # Ids in the uncased BERT vocabulary that MiniLM uses.
 CLS, SEP, PAD = 101, 102, 0

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bertforge.classifier import Classifier
-from bertforge.cli import main
-from bertforge.training.finetune import (ClassifierBatches, FineTuneSettings, TrainableClassifier, encode_split,
+from bertforge.apps.classifier import Classifier
+from bertforge.cli.main import main
+from bertforge.apps.finetune import (ClassifierBatches, FineTuneSettings, TrainableClassifier, encode_split,
                                          finetune)
 from bertforge.training.frozen_cache import FrozenCache
 
@@ -158,7 +158,7 @@ def test_multi_label_regression_and_pairs(minilm_dir, tmp_path):
 
 def test_class_weights_balanced_are_inverse_frequencies(minilm_dir, tmp_path):
     from bertforge.data.labeled import LabelEncoder, read_labeled
-    from bertforge.training.finetune import balanced_loss_weights
+    from bertforge.apps.finetune import balanced_loss_weights
 
     path = write_csv(tmp_path / "skewed.csv", [("spam offer", "spam")] * 2 + [("hello friend", "ham")] * 6)
     encoder = LabelEncoder.fit(read_labeled(path))
@@ -274,7 +274,7 @@ def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(minilm_di
 
 def test_layerwise_learning_rates_shrink_going_down(minilm_dir):
     from bertforge import BertForSequenceClassification, load_pretrained
-    from bertforge.training.finetune import layerwise_groups
+    from bertforge.apps.finetune import layerwise_groups
 
     model = load_pretrained(minilm_dir, BertForSequenceClassification, id2label={0: "a", 1: "b"})
     trainable = TrainableClassifier(model, "all")

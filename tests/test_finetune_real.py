@@ -2,7 +2,7 @@
 
 import pytest
 
-from bertforge.training.finetune import FineTuneSettings, finetune
+from bertforge.apps.finetune import FineTuneSettings, finetune
 
 pytestmark = pytest.mark.slow
 

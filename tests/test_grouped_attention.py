@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import bertforge.grouped_attention as grouped
+import bertforge.model.fast.grouped_attention as grouped
 from bertforge import BertConfig, BertForMaskedLM
-from bertforge.grouped_attention import AttentionPlan, GroupedAttention, keep_mask
+from bertforge.model.fast.grouped_attention import AttentionPlan, GroupedAttention, keep_mask
 
 HEADS, SIZE = 2, 4
 LENGTHS = [5, 1, 7, 3, 7, 2]

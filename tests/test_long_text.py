@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from bertforge.classifier import Classifier
-from bertforge.cli import main
-from bertforge.embedding import Embedder
+from bertforge.apps.classifier import Classifier
+from bertforge.cli.main import main
+from bertforge.apps.embedding import Embedder
 from bertforge.errors import BertforgeError
-from bertforge.long_text import LongText, combine, encode_windows
-from bertforge.tokenization import Tokenizer
-from bertforge.training.finetune import FineTuneSettings, finetune
+from bertforge.text.long_text import LongText, combine, encode_windows
+from bertforge.text.tokenizer import Tokenizer
+from bertforge.apps.finetune import FineTuneSettings, finetune
 
 from test_finetune import QUESTIONS, write_csv
 

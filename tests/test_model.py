@@ -219,7 +219,7 @@ def test_pooled_only_fast_path_matches_the_full_pass(minilm_dir, trec_batch):
 
 @pytest.mark.parametrize("head", [BertModel, BertForPreTraining])
 def test_direct_word_gradient_equals_the_standard_one(head):
-    from bertforge.model import BertEmbeddings
+    from bertforge.model.bert import BertEmbeddings
 
     torch.manual_seed(0)
     model = head(tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from bertforge.cli import main
-from bertforge.checkpoints import load_pretrained
-from bertforge.config import BertConfig
+from bertforge.cli.main import main
+from bertforge.io.model_dir import load_pretrained
+from bertforge.model.config import BertConfig
 from bertforge.data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary
 from bertforge.data.shards import build_shards
-from bertforge.model import BertForMaskedLM, BertForPreTraining
-from bertforge.tokenization import Tokenizer
+from bertforge.model.bert import BertForMaskedLM, BertForPreTraining
+from bertforge.text.tokenizer import Tokenizer
 from bertforge.training.loop import TrainingArguments, TrainingLoop
 
 TOPICS = ["the river ran cold under the old stone bridge", "a raven sat upon the bust above my chamber door",

@@ -24,8 +24,8 @@ pytest.importorskip("fastapi", reason="install the serve extra: pip install -e '
 pytest.importorskip("uvicorn", reason="install the serve extra: pip install -e '.[serve]'")
 httpx = pytest.importorskip("httpx", reason="install the test extra: pip install -e '.[test]'")
 
-from bertforge.classifier import Classifier  # noqa: E402
-from bertforge.embedding import Embedder  # noqa: E402
+from bertforge.apps.classifier import Classifier  # noqa: E402
+from bertforge.apps.embedding import Embedder  # noqa: E402
 from bertforge.serving.batcher import MicroBatcher  # noqa: E402
 
 MAX_TEXTS = 8
@@ -487,7 +487,7 @@ def test_a_classifier_without_an_encoder_predicts_but_does_not_embed(library_cla
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
-    from bertforge.cli import main
+    from bertforge.cli.main import main
 
     code = main(["serve", *args])
     return code, capsys.readouterr().err

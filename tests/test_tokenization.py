@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bertforge.tokenization as tokenization
+import bertforge.text.tokenizer as tokenization
 from bertforge.errors import BertforgeError
-from bertforge.tokenization import Tokenizer
+from bertforge.text.tokenizer import Tokenizer
 
 DATASETS = ("trec/train", "trec/test", "sms_spam/train", "sms_spam/test")
 

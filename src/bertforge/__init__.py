@@ -1,5 +1,8 @@
 """bertforge: BERT on your own data.
 
+The public names below are imported on first use, so ``import bertforge`` (and the
+torch-free text layer behind ``bertforge.Tokenizer``) costs no torch import.
+
 >>> import bertforge
 >>> config = bertforge.BertConfig.preset("tiny", vocab_size=1000)
 >>> model = bertforge.BertModel(config)
@@ -7,18 +10,41 @@
 (2, 128)
 """
 
-from .checkpoints import LoadReport, load_pretrained, save_pretrained
-from .config import BertConfig
-from .errors import BertforgeError
-from .features import Features, InputExample, convert_examples_to_features, convert_single_example
-from .layer import BertLayer
-from .model import BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel
-from .tokenization import Tokenizer
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BertConfig", "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification",
-    "BertLayer", "load_pretrained", "save_pretrained", "LoadReport", "Tokenizer", "InputExample",
-    "Features", "convert_single_example", "convert_examples_to_features", "BertforgeError",
-]
+# public name -> the module that defines it; read by __getattr__ below.
+_PUBLIC = {
+    "BertforgeError": "bertforge.errors",
+    "Tokenizer": "bertforge.text.tokenizer",
+    "Features": "bertforge.text.features",
+    "InputExample": "bertforge.text.features",
+    "convert_single_example": "bertforge.text.features",
+    "convert_examples_to_features": "bertforge.text.features",
+    "BertConfig": "bertforge.model.config",
+    "BertModel": "bertforge.model.bert",
+    "BertForPreTraining": "bertforge.model.bert",
+    "BertForMaskedLM": "bertforge.model.bert",
+    "BertForSequenceClassification": "bertforge.model.bert",
+    "BertLayer": "bertforge.model.layer",
+    "load_pretrained": "bertforge.io.model_dir",
+    "save_pretrained": "bertforge.io.model_dir",
+    "LoadReport": "bertforge.io.model_dir",
+}
+
+__all__ = list(_PUBLIC)
+
+
+def __getattr__(name: str):
+    try:
+        module = _PUBLIC[name]
+    except KeyError:
+        raise AttributeError(f"module 'bertforge' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))

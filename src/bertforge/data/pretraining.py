@@ -24,10 +24,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..errors import BertforgeError
-from ..model import IGNORE_INDEX
-from ..padding import TokenSelection, Unpadding
-from .shards import Shard, ShardSet
+from bertforge.errors import BertforgeError
+from bertforge.model.bert import IGNORE_INDEX
+from bertforge.model.layout import TokenSelection, Unpadding
+from bertforge.data.shards import Shard, ShardSet
 
 PAIR_OBJECTIVES = ("nsp", "sop", "none")
 SPECIAL_SEGMENT_TOKENS = 3  # [CLS] A [SEP] B [SEP]
@@ -79,7 +79,7 @@ class MaskingSettings:
 class Vocabulary:
     """The ids masking needs: specials, the ids random replacements come from, word pieces.
 
-    >>> from bertforge.tokenization import Tokenizer
+    >>> from bertforge.text.tokenizer import Tokenizer
     >>> vocab = Vocabulary.from_tokenizer(Tokenizer.train(["a b c d e"] * 9, vocab_size=40))
     >>> vocab.mask_id, int(vocab.replacement_ids.min()) > 4
     (4, True)
@@ -198,7 +198,7 @@ class PretrainingBatches:
 
     >>> import tempfile
     >>> from pathlib import Path
-    >>> from bertforge.tokenization import Tokenizer
+    >>> from bertforge.text.tokenizer import Tokenizer
     >>> from bertforge.data.shards import build_shards
     >>> folder = Path(tempfile.mkdtemp())
     >>> text = "\\n\\n".join(f"Day {i} was cold.\\nThe wind blew hard today." for i in range(20))

@@ -29,8 +29,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import BertforgeError
-from .corpus import corpus_files, read_documents
+from bertforge.errors import BertforgeError
+from bertforge.data.corpus import corpus_files, read_documents
 
 FORMAT_VERSION = 1
 SHARD_TOKENS = 1 << 25  # ~32M tokens (64 MB as uint16) per shard: many shards for ranks to share
@@ -194,7 +194,7 @@ def build_shards(corpus: Sequence[str | os.PathLike] | str | os.PathLike, tokeni
     """Tokenize ``corpus`` into shards under ``cache_dir``, or reuse the shards made before.
 
     >>> import tempfile
-    >>> from bertforge.tokenization import Tokenizer
+    >>> from bertforge.text.tokenizer import Tokenizer
     >>> folder = Path(tempfile.mkdtemp())
     >>> _ = (folder / "a.txt").write_text("The cat sat.\\nIt slept.\\n\\nA dog ran far.\\n")
     >>> tok = Tokenizer.train(["the cat sat it slept a dog ran far"] * 5, vocab_size=60)

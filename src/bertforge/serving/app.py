@@ -22,11 +22,11 @@ import sys
 from contextlib import asynccontextmanager
 from typing import Any
 
-from .. import __version__
-from ..errors import BertforgeError
-from .limits import (DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_TEXT_BYTES, DEFAULT_MAX_TEXTS, Limits,
+from bertforge import __version__
+from bertforge.errors import BertforgeError
+from bertforge.serving.limits import (DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_TEXT_BYTES, DEFAULT_MAX_TEXTS, Limits,
                      RequestError)
-from .service import ModelService
+from bertforge.serving.service import ModelService
 
 log = logging.getLogger(__name__)
 

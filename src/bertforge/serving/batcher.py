@@ -16,8 +16,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ..errors import BertforgeError
-from .limits import RequestError
+from bertforge.errors import BertforgeError
+from bertforge.serving.limits import RequestError
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..errors import BertforgeError
+from bertforge.errors import BertforgeError
 
 DEFAULT_MAX_TEXTS = 128
 DEFAULT_MAX_TEXT_BYTES = 100_000

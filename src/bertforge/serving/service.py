@@ -18,13 +18,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..checkpoints import resolve_model_dir
-from ..classifier import Classifier
-from ..config import BertConfig
-from ..embedding import Embedder, check_max_length
-from ..errors import BertforgeError
-from .batcher import MicroBatcher
-from .limits import DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, Limits, RequestError
+from bertforge.io.model_dir import resolve_model_dir
+from bertforge.apps.classifier import Classifier
+from bertforge.model.config import BertConfig
+from bertforge.apps.embedding import Embedder, check_max_length
+from bertforge.errors import BertforgeError
+from bertforge.serving.batcher import MicroBatcher
+from bertforge.serving.limits import DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, Limits, RequestError
 
 
 def has_classifier_head(directory: Path) -> bool:

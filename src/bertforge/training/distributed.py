@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..errors import BertforgeError
+from bertforge.errors import BertforgeError
 
 STOP_REASONS = ("early_stopping", "max_steps", "time_budget")
 
@@ -67,7 +67,7 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     """DistributedDataParallel around ``model`` (already on ``device``)."""
     from torch.nn.parallel import DistributedDataParallel
 
-    from ..model import BertEmbeddings
+    from bertforge.model.bert import BertEmbeddings
 
     # The direct word-embedding gradient bypasses autograd's accumulation, which is
     # where DDP hooks in to average gradients: use the standard path under DDP.

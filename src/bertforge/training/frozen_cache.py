@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..data.batching import iterate_batches, sequence_lengths
-from ..layer import BertLayer
+from bertforge.data.batching import iterate_batches, sequence_lengths
+from bertforge.model.layer import BertLayer
 
 
 class FrozenCache:

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import BertforgeError
-from ..files import replacing
-from . import distributed
+from bertforge.errors import BertforgeError
+from bertforge.files import replacing
+from bertforge.training import distributed
 
 CHECKPOINT_NAME = "checkpoint.pt"
 

@@ -14,9 +14,9 @@ from typing import Literal, Sequence
 import torch
 from torch import nn
 
-from .checkpoints import load_pretrained
-from .errors import BertforgeError
-from .model import BertModel, PreTrainedBert, TokenLayout
+from bertforge.io.model_dir import load_pretrained
+from bertforge.errors import BertforgeError
+from bertforge.model.bert import BertModel, PreTrainedBert, TokenLayout
 
 OUTPUTS = ("sequence", "pooled", "cls", "mean")
 

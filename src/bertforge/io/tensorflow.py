@@ -32,12 +32,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .checkpoints import (GOOGLE_TF_NAMES, MODEL_GARDEN_TF_NAMES, WEIGHT_FILES, LoadReport, load_state,
+from bertforge.io.model_dir import (GOOGLE_TF_NAMES, MODEL_GARDEN_TF_NAMES, WEIGHT_FILES, LoadReport, load_state,
                           save_pretrained, standard_name_to_tensorflow, tensorflow_name_to_standard)
-from .config import BertConfig
-from .errors import BertforgeError
-from .files import replacing_folder
-from .model import (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel,
+from bertforge.model.config import BertConfig
+from bertforge.errors import BertforgeError
+from bertforge.files import replacing_folder
+from bertforge.model.bert import (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel,
                     PreTrainedBert)
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class TensorFlowModel:
         return BertModel
 
     def tokenizer(self):
-        from .tokenization import Tokenizer
+        from bertforge.text.tokenizer import Tokenizer
 
         return Tokenizer.from_pretrained(self.vocab_file, do_lower_case=self.do_lower_case)
 
@@ -483,7 +483,7 @@ def _resolved_tokenization(directory: Path, layout: str, declared, do_lower_case
     """The vocabulary file, the lower-casing to use and a tokenizer over that vocabulary
     (for its size): arguments first, then what the folder declares, then a guess from
     the vocabulary."""
-    from .tokenization import Tokenizer
+    from bertforge.text.tokenizer import Tokenizer
 
     declared_vocab, declared_lower = declared
     vocab = Path(vocab_file) if vocab_file is not None else declared_vocab
@@ -521,7 +521,7 @@ def tensorflow_tokenizer(path: str | os.PathLike, *, do_lower_case: bool | None 
     >>> tensorflow_tokenizer(folder).do_lower_case          # capitals in the vocabulary: cased
     False
     """
-    from .tokenization import Tokenizer
+    from bertforge.text.tokenizer import Tokenizer
 
     directory = _folder(path)
     layout = tensorflow_layout(directory)

@@ -17,14 +17,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .checkpoints import load_pretrained, resolve_model_dir
-from .errors import BertforgeError
-from .files import replacing, write_text_atomically
-from .inference import run_batched
-from .layer import mean_pool
-from .long_text import LongText, combine, encode_windows
-from .model import BertModel, check_vocabulary
-from .tokenization import Tokenizer
+from bertforge.io.model_dir import load_pretrained, resolve_model_dir
+from bertforge.errors import BertforgeError
+from bertforge.files import replacing, write_text_atomically
+from bertforge.apps.inference import run_batched
+from bertforge.model.layer import mean_pool
+from bertforge.text.long_text import LongText, combine, encode_windows
+from bertforge.model.bert import BertModel, check_vocabulary
+from bertforge.text.tokenizer import Tokenizer
 
 POOLINGS = ("mean", "cls", "pooled")
 OUTPUT_SUFFIXES = (".npy", ".jsonl", ".parquet")

@@ -22,20 +22,20 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..checkpoints import load_pretrained, resolve_model_dir, save_pretrained
-from ..config import BertConfig
-from ..data.batching import length_grouped_batches, sequence_lengths, trim_to_longest
-from ..data.labeled import LabelEncoder, LabeledData, read_labeled, stratified_split
-from ..errors import BertforgeError
-from ..files import replacing
-from ..evaluation import compute_metrics, format_summary, plot_sweep, primary_metric, sweep_table, write_report
-from ..inference import run_batched
-from ..layer import BertLayer
-from ..long_text import LongText, Windows, combine, encode_windows
-from ..model import BertForSequenceClassification, HeadOutput, TokenLayout, check_vocabulary, classifier_loss
-from ..tokenization import Tokenizer
-from .frozen_cache import FrozenCache
-from .loop import TrainingArguments, TrainingLoop, decay_groups, set_seed
+from bertforge.io.model_dir import load_pretrained, resolve_model_dir, save_pretrained
+from bertforge.model.config import BertConfig
+from bertforge.data.batching import length_grouped_batches, sequence_lengths, trim_to_longest
+from bertforge.data.labeled import LabelEncoder, LabeledData, read_labeled, stratified_split
+from bertforge.errors import BertforgeError
+from bertforge.files import replacing
+from bertforge.evaluation.metrics import compute_metrics, format_summary, plot_sweep, primary_metric, sweep_table, write_report
+from bertforge.apps.inference import run_batched
+from bertforge.model.layer import BertLayer
+from bertforge.text.long_text import LongText, Windows, combine, encode_windows
+from bertforge.model.bert import BertForSequenceClassification, HeadOutput, TokenLayout, check_vocabulary, classifier_loss
+from bertforge.text.tokenizer import Tokenizer
+from bertforge.training.frozen_cache import FrozenCache
+from bertforge.training.loop import TrainingArguments, TrainingLoop, decay_groups, set_seed
 
 
 BEST_WEIGHTS = "best-model.safetensors"
@@ -70,7 +70,7 @@ class FineTuneSettings:
     max_grad_norm: float | None = 1.0
     gradient_accumulation: int = 1
     max_seq_length: int = 256
-    long_text: str = "truncate"  # see bertforge.long_text: truncate, head-tail or sliding-window
+    long_text: str = "truncate"  # see bertforge.text.long_text: truncate, head-tail or sliding-window
     stride: int | None = None
     window_aggregate: str = "mean"
     early_stopping_patience: int | None = None

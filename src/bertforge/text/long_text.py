@@ -17,8 +17,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import BertforgeError
-from .tokenization import Tokenizer
+from bertforge.errors import BertforgeError
+from bertforge.text.tokenizer import Tokenizer
 
 MODES = ("truncate", "head-tail", "sliding-window")
 AGGREGATIONS = ("mean", "max")

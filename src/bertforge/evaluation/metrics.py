@@ -8,7 +8,7 @@ PNG plots in a run directory, each file written under a temporary name and
 renamed, so a killed run never leaves half a file behind.
 
 scikit-learn, scipy and matplotlib are imported inside the functions that need
-them: ``import bertforge.evaluation`` stays cheap for code that only wants
+them: ``import bertforge.evaluation.metrics`` stays cheap for code that only wants
 :func:`primary_metric`.
 
 >>> import numpy as np
@@ -28,9 +28,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .data.labeled import PROBLEM_TYPES, TASKS
-from .errors import BertforgeError
-from .files import replacing, write_text_atomically
+from bertforge.data.labeled import PROBLEM_TYPES, TASKS
+from bertforge.errors import BertforgeError
+from bertforge.files import replacing, write_text_atomically
 
 # The model config speaks Hugging Face's `problem_type`; accept those names too.
 _TASK_ALIASES = {problem: task for task, problem in PROBLEM_TYPES.items()} | {

@@ -20,15 +20,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoints import save_pretrained
-from ..config import BertConfig
-from ..data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary
-from ..data.shards import build_shards
-from ..errors import BertforgeError
-from ..model import BertForMaskedLM, BertForPreTraining, IGNORE_INDEX
-from ..tokenization import Tokenizer
-from . import distributed
-from .loop import TrainingArguments, TrainingLoop
+from bertforge.io.model_dir import save_pretrained
+from bertforge.model.config import BertConfig
+from bertforge.data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary
+from bertforge.data.shards import build_shards
+from bertforge.errors import BertforgeError
+from bertforge.model.bert import BertForMaskedLM, BertForPreTraining, IGNORE_INDEX
+from bertforge.text.tokenizer import Tokenizer
+from bertforge.training import distributed
+from bertforge.training.loop import TrainingArguments, TrainingLoop
 
 
 @dataclass

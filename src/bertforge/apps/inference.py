@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data.batching import iterate_batches
+from bertforge.data.batching import iterate_batches
 
 
 @torch.inference_mode()

@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .classifier import Classifier
-from .data.labeled import read_texts
-from .errors import BertforgeError
-from .files import replacing_folder, write_text_atomically
-from .model import BertForSequenceClassification, TokenLayout
-from .onnx_model import INPUT_NAMES, ONNX_FILE, OUTPUT_NAME, OnnxClassifierModel, require
+from bertforge.apps.classifier import Classifier
+from bertforge.data.labeled import read_texts
+from bertforge.errors import BertforgeError
+from bertforge.files import replacing_folder, write_text_atomically
+from bertforge.model.bert import BertForSequenceClassification, TokenLayout
+from bertforge.io.onnx import INPUT_NAMES, ONNX_FILE, OUTPUT_NAME, OnnxClassifierModel, require
 
 SAMPLE_SIZE = 500
 DEFAULT_OPSET = 18
@@ -48,7 +48,7 @@ class ExportableClassifier(nn.Module):
     the mask instead, so one graph serves every batch size and length. The last
     layer still runs for [CLS] alone, as the PyTorch path does.
 
-    >>> from bertforge.config import BertConfig
+    >>> from bertforge.model.config import BertConfig
     >>> config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
     ...                     intermediate_size=32, id2label={0: "a", 1: "b"})
     >>> model = BertForSequenceClassification(config).eval()

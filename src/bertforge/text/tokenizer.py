@@ -33,8 +33,8 @@ from tokenizers import AddedToken, decoders, normalizers, pre_tokenizers, proces
 from tokenizers import Tokenizer as _Backend
 from tokenizers.models import WordPiece
 
-from .errors import BertforgeError
-from .files import write_text_atomically
+from bertforge.errors import BertforgeError
+from bertforge.files import write_text_atomically
 
 __all__ = ["Tokenizer", "Encoded", "DEFAULT_SPECIAL_TOKENS"]
 
@@ -161,7 +161,7 @@ class Tokenizer:
         if path.is_dir() and _tensorflow_folder(path):
             # A TF Hub module or SavedModel declares its vocabulary file and lower-casing;
             # the converter reads them (with TensorFlow, the optional extra), not the weights.
-            from .convert import tensorflow_tokenizer
+            from bertforge.io.tensorflow import tensorflow_tokenizer
 
             return tensorflow_tokenizer(path, do_lower_case=do_lower_case)
         if path.is_dir():
@@ -636,7 +636,7 @@ def _tensorflow_folder(directory: Path) -> bool:
     standard weights: where the vocabulary and its casing come from the converter."""
     if not any((directory / name).is_file() for name in ("tfhub_module.pb", "saved_model.pb", "bert_config.json")):
         return False  # the usual case, decided without importing the converter (and torch)
-    from .convert import tensorflow_layout  # looks at file names only
+    from bertforge.io.tensorflow import tensorflow_layout  # looks at file names only
 
     return tensorflow_layout(directory) is not None
 

@@ -12,7 +12,7 @@ labels)``, each row laid out as::
 Texts longer than ``max_seq_length`` lose their end (pairs: the longer text
 first). The whole batch is encoded in one parallel call of the tokenizer.
 
->>> from bertforge.tokenization import Tokenizer
+>>> from bertforge.text.tokenizer import Tokenizer
 >>> tok = Tokenizer.train(["good film", "bad film", "good plot"] * 20,
 ...                       vocab_size=40, min_frequency=1)
 >>> ids, mask, segs, labels = convert_examples_to_features(
@@ -33,8 +33,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .errors import BertforgeError
-from .tokenization import Tokenizer
+from bertforge.errors import BertforgeError
+from bertforge.text.tokenizer import Tokenizer
 
 __all__ = ["InputExample", "Features", "NO_LABEL", "convert_single_example",
            "convert_examples_to_features"]
@@ -164,7 +164,7 @@ def convert_single_example(
     example's label unchanged (``None`` stays ``None``). Prefer
     :func:`convert_examples_to_features` for more than a handful of examples.
 
-    >>> from bertforge.tokenization import Tokenizer
+    >>> from bertforge.text.tokenizer import Tokenizer
     >>> tok = Tokenizer.train(["a b c d"] * 20, vocab_size=30, min_frequency=1)
     >>> ids, mask, segs, label = convert_single_example(
     ...     tok, InputExample("a b", text_b="c", label=7), max_seq_length=7)
@@ -195,7 +195,7 @@ def convert_examples_to_features(
     :data:`NO_LABEL` (-1). Plain strings are accepted as unlabeled examples.
     Rows equal :func:`convert_single_example`'s lists, stacked.
 
-    >>> from bertforge.tokenization import Tokenizer
+    >>> from bertforge.text.tokenizer import Tokenizer
     >>> tok = Tokenizer.train(["spam offer", "ham lunch"] * 20, vocab_size=30, min_frequency=1)
     >>> feats = convert_examples_to_features(
     ...     tok, [InputExample("offer", label="spam"), "lunch"], max_seq_length=4,

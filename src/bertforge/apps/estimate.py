@@ -23,7 +23,7 @@ with its own attention length: 256 x (900,000 x 128 + 100,000 x 512) = 42.6 bill
 On TPU v3 devices the four days imply a few percent of the datasheet peak (on v2
 devices, about 2.3 times that):
 
->>> from bertforge.cli import main
+>>> from bertforge.cli.main import main
 >>> main(["estimate", "--preset", "large", "--steps", "900000,100000", "--batch-size", "256",
 ...       "--seq-len", "128,512", "--device", "tpu-v3", "--devices", "16", "--hours", "96",
 ...       "--price", "4.50-8.00"])
@@ -58,8 +58,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Sequence
 
-from .config import BertConfig
-from .errors import BertforgeError
+from bertforge.model.config import BertConfig
+from bertforge.errors import BertforgeError
 
 # The share of the dense peak a training run is assumed to turn into model FLOPs
 # when nothing is measured: 40% is what this project aims at for a tuned bf16
@@ -207,9 +207,9 @@ def training_flops_per_token(config: BertConfig, seq_len: int,
 
     The backward pass costs twice the forward: one product for the gradient of the
     inputs, one for the gradient of the weights. Without the MLM head this is the
-    encoder-only figure of :func:`bertforge.model.model_flops_per_token`:
+    encoder-only figure of :func:`bertforge.model.bert.model_flops_per_token`:
 
-    >>> from bertforge.model import model_flops_per_token
+    >>> from bertforge.model.bert import model_flops_per_token
     >>> config = BertConfig.preset("base")
     >>> training_flops_per_token(config, 128, mlm_fraction=0.0) == model_flops_per_token(config, 128)
     True
@@ -577,7 +577,7 @@ def _random_batch(config: BertConfig, batch_size: int, seq_len: int, mlm_fractio
     so the timed work is the work :func:`training_flops_per_token` counts."""
     import torch
 
-    from .padding import TokenSelection
+    from bertforge.model.layout import TokenSelection
 
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, config.vocab_size, (batch_size, seq_len), generator=generator)
@@ -609,7 +609,7 @@ def measure_tokens_per_second(config: BertConfig, batch_size: int = 8, seq_len: 
     """
     import torch
 
-    from .model import BertForPreTraining
+    from bertforge.model.bert import BertForPreTraining
 
     batch_size, seq_len = _whole(batch_size, "batch size"), _whole(seq_len, "sequence length")
     steps = _whole(steps, "measured steps")

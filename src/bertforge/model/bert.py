@@ -27,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import BertConfig
-from .errors import BertforgeError
-from .grouped_attention import AttentionPlan, GroupedAttention, keep_mask
-from .padding import TokenSelection, Unpadding
+from bertforge.model.config import BertConfig
+from bertforge.errors import BertforgeError
+from bertforge.model.fast.grouped_attention import AttentionPlan, GroupedAttention, keep_mask
+from bertforge.model.layout import TokenSelection, Unpadding
 
 IGNORE_INDEX = -100  # label value for positions without a target (as in torch's losses)
 
@@ -421,13 +421,13 @@ class PreTrainedBert(nn.Module):
     @classmethod
     def from_pretrained(cls, path, **kwargs):
         """Load a model directory (or Hub id); see :func:`bertforge.load_pretrained`."""
-        from .checkpoints import load_pretrained
+        from bertforge.io.model_dir import load_pretrained
 
         return load_pretrained(path, cls, **kwargs)
 
     def save_pretrained(self, directory, **kwargs):
         """Write a standard model directory; see :func:`bertforge.save_pretrained`."""
-        from .checkpoints import save_pretrained
+        from bertforge.io.model_dir import save_pretrained
 
         return save_pretrained(self, directory, **kwargs)
 

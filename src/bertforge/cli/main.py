@@ -12,15 +12,15 @@ import json
 import sys
 import traceback
 
-from . import __version__
-from .errors import BertforgeError
+from bertforge import __version__
+from bertforge.errors import BertforgeError
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Print a model directory's size, weights report and per-block trainable counts."""
-    from .checkpoints import load_pretrained
-    from .layer import BertLayer
-    from .model import count_parameters
+    from bertforge.io.model_dir import load_pretrained
+    from bertforge.model.layer import BertLayer
+    from bertforge.model.bert import count_parameters
 
     model = load_pretrained(args.model)
     config = model.config
@@ -37,8 +37,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
     """Print the WordPiece tokens and the features of one text (or a pair)."""
-    from .features import InputExample, convert_single_example
-    from .tokenization import Tokenizer
+    from bertforge.text.features import InputExample, convert_single_example
+    from bertforge.text.tokenizer import Tokenizer
 
     tokenizer = Tokenizer.from_pretrained(args.model)
     example = InputExample(args.text, text_b=args.text_b)
@@ -55,7 +55,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     """Convert a TensorFlow BERT into a standard model directory: Google's original checkpoints
     (bert_config.json, vocab.txt, bert_model.ckpt.*), TF Hub TF1 modules (tfhub_module.pb) and
     TF2 SavedModels of the TF Model Garden's BertEncoder. Needs the tensorflow extra."""
-    from .convert import convert
+    from bertforge.io.tensorflow import convert
 
     do_lower_case = True if args.uncased else False if args.cased else None
     result = convert(args.source, args.out, do_lower_case=do_lower_case, num_attention_heads=args.heads,
@@ -70,8 +70,8 @@ def _layers(value: str):
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     """Fine-tune a classifier on labeled files and write a model directory with metrics and plots."""
-    from .long_text import LongText
-    from .training.finetune import FineTuneSettings, finetune, sweep_layers
+    from bertforge.text.long_text import LongText
+    from bertforge.apps.finetune import FineTuneSettings, finetune, sweep_layers
 
     long_text = _long_text(args) or LongText()
     settings = FineTuneSettings(
@@ -103,8 +103,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Metrics of a fine-tuned model on a labeled file; with --out, a report with plots too."""
-    from .classifier import Classifier
-    from .evaluation import format_summary, write_report
+    from bertforge.apps.classifier import Classifier
+    from bertforge.evaluation.metrics import format_summary, write_report
 
     classifier = Classifier.load(args.model, device=args.device, long_text=_long_text(args))
     metrics = classifier.evaluate(args.data, unknown=args.unknown_labels, batch_size=args.batch_size,
@@ -122,7 +122,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Label texts from a file (CSV, JSONL or one text per line) or stdin; CSV or JSONL out."""
-    from .classifier import Classifier
+    from bertforge.apps.classifier import Classifier
 
     classifier = Classifier.load(args.model, device=args.device, long_text=_long_text(args))
     count = classifier.predict_file(args.input, args.output, text_column=args.text_column,
@@ -137,7 +137,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Export a fine-tuned classifier to ONNX (optionally int8) as one folder: graph, tokenizer
     and labels. The graph is checked against the PyTorch model on a sample before the folder is
     written; bertforge predict and evaluate run the folder through ONNX Runtime."""
-    from .export import export_onnx
+    from bertforge.apps.export import export_onnx
 
     check = export_onnx(args.model, args.out, int8=args.int8, sample=args.sample, text_column=args.text_column,
                         tolerance=args.tolerance, min_agreement=args.min_agreement, opset=args.opset,
@@ -150,7 +150,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     """FLOPs, device-hours, wall-clock hours and cost of a pretraining run: a model size, a token
     count and a device. The time comes from --hours when known, from --measure (real steps timed
     here), or from the device's datasheet peak x --utilization."""
-    from . import estimate
+    from bertforge.apps import estimate
 
     config = estimate.build_config(args.preset, args.model, layers=args.layers, hidden=args.hidden,
                                    heads=args.heads, intermediate=args.intermediate,
@@ -176,8 +176,8 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 def cmd_vocab(args: argparse.Namespace) -> int:
     """Train a WordPiece vocabulary on a corpus; writes vocab.txt and tokenizer.json with the BERT special tokens."""
-    from .data.corpus import corpus_files, read_documents
-    from .tokenization import Tokenizer
+    from bertforge.data.corpus import corpus_files, read_documents
+    from bertforge.text.tokenizer import Tokenizer
 
     files = corpus_files(args.corpus)
     plain = all(f.suffix != ".gz" for f in files)
@@ -218,7 +218,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     """Pretrain a BERT from scratch on your text (masked LM + a sentence-pair objective) and write a model directory.
 
     Run it under torchrun for data-parallel training on several GPUs or processes."""
-    from .training.pretrain import PretrainSettings, pretrain
+    from bertforge.apps.pretrain import PretrainSettings, pretrain
 
     settings = PretrainSettings(
         corpus=args.corpus, vocab=args.vocab, out=args.out, preset=args.preset, layers=args.layers,
@@ -245,7 +245,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 def cmd_fill_mask(args: argparse.Namespace) -> int:
     """Print the model's top predictions for each [MASK] in a text."""
-    from .fill_mask import FillMask
+    from bertforge.apps.fill_mask import FillMask
 
     filler = FillMask.load(args.model)
     for index, options in enumerate(filler(args.text, top_k=args.top_k), 1):
@@ -258,8 +258,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
     """Turn texts from a file (CSV, TSV, JSONL or one text per line) or stdin into sentence
     embeddings, written as .npy (one array), .jsonl (text and embedding per line) or .parquet
     (text and embedding columns)."""
-    from .data.labeled import read_texts
-    from .embedding import Embedder, check_output_path, save_embeddings
+    from bertforge.data.labeled import read_texts
+    from bertforge.apps.embedding import Embedder, check_output_path, save_embeddings
 
     out = check_output_path(args.out)  # a wrong suffix should fail before the model is read
     data = read_texts(sys.stdin if args.input == "-" else args.input, text_column=args.text_column)
@@ -282,7 +282,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Serve a model directory over HTTP: POST /predict (fine-tuned classifiers), POST /embed,
     GET /health, and the OpenAPI description at /openapi.json (docs at /docs). Requests that
     arrive together are batched into one model run. Needs the serve extra."""
-    from .serving.app import serve
+    from bertforge.serving.app import serve
 
     serve(args.model, host=args.host, port=args.port, pooling=args.pooling, normalize=args.normalize,
           max_length=args.max_length, device=args.device, max_texts=args.max_texts,
@@ -304,7 +304,7 @@ def _add_long_text_options(parser: argparse.ArgumentParser, as_trained: bool = F
 
 def _long_text(args: argparse.Namespace):
     """The LongText the options ask for, or None to keep the model's own setting."""
-    from .long_text import LongText
+    from bertforge.text.long_text import LongText
 
     if args.long_text is None and args.stride is None and args.window_aggregate is None:
         return None
@@ -321,7 +321,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the whole pipeline offline on the standard library's docstrings: learn a vocabulary,
     pretrain a small BERT, fine-tune its top layers on a word-order task and compare it with a
     bag-of-words baseline on held-out sentences. Writes the models, the data and a report with plots."""
-    from .demo import DemoSettings, run_demo, summary_table
+    from bertforge.apps.demo import DemoSettings, run_demo, summary_table
 
     result = run_demo(DemoSettings(out=args.out, model=args.model, seed=args.seed, quiet=args.quiet,
                                    quick=args.quick,
@@ -463,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--quiet", action="store_true")
     predict.set_defaults(run=cmd_predict)
 
-    from .export import DEFAULT_MIN_AGREEMENT, DEFAULT_OPSET, DEFAULT_TOLERANCE
+    from bertforge.apps.export import DEFAULT_MIN_AGREEMENT, DEFAULT_OPSET, DEFAULT_TOLERANCE
 
     export = commands.add_parser(
         "export", help="export a fine-tuned classifier to ONNX (fp32 or int8), checked",
@@ -484,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
     export.set_defaults(run=cmd_export)
 
-    from .estimate import DEFAULT_MLM_FRACTION, DEFAULT_UTILIZATION, DEVICES
+    from bertforge.apps.estimate import DEFAULT_MLM_FRACTION, DEFAULT_UTILIZATION, DEVICES
 
     estimate = commands.add_parser(
         "estimate", help="FLOPs, device-hours and cost of a pretraining run", description=cmd_estimate.__doc__,
@@ -623,7 +623,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     embed.set_defaults(run=cmd_embed)
 
-    from .serving.limits import DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_TEXT_BYTES, DEFAULT_MAX_TEXTS
+    from bertforge.serving.limits import DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_TEXT_BYTES, DEFAULT_MAX_TEXTS
 
     serve = commands.add_parser(
         "serve", help="serve a model over HTTP (predict, embed, health)", description=cmd_serve.__doc__,

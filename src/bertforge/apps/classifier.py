@@ -17,15 +17,15 @@ import numpy as np
 import torch
 from scipy.special import expit, softmax
 
-from .checkpoints import load_pretrained, resolve_model_dir
-from .data.labeled import LabelEncoder, LabeledData, read_labeled, read_texts
-from .errors import BertforgeError
-from .evaluation import compute_metrics
-from .inference import run_batched
-from .long_text import LongText, combine, encode_windows
-from .model import BertForSequenceClassification, check_vocabulary
-from .onnx_model import ONNX_FILE, OnnxClassifierModel
-from .tokenization import Tokenizer
+from bertforge.io.model_dir import load_pretrained, resolve_model_dir
+from bertforge.data.labeled import LabelEncoder, LabeledData, read_labeled, read_texts
+from bertforge.errors import BertforgeError
+from bertforge.evaluation.metrics import compute_metrics
+from bertforge.apps.inference import run_batched
+from bertforge.text.long_text import LongText, combine, encode_windows
+from bertforge.model.bert import BertForSequenceClassification, check_vocabulary
+from bertforge.io.onnx import ONNX_FILE, OnnxClassifierModel
+from bertforge.text.tokenizer import Tokenizer
 
 BATCH_SIZE = 128
 ONNX_BATCH_SIZE = 32
@@ -40,7 +40,7 @@ class Classifier:
         clf.evaluate("trec/test.csv")["accuracy"]                     # 0.966
 
     Texts longer than ``max_seq_length`` are read as ``long_text`` says, by default
-    as the model was fine-tuned (see :mod:`bertforge.long_text`).
+    as the model was fine-tuned (see :mod:`bertforge.text.long_text`).
     """
 
     def __init__(self, model: BertForSequenceClassification | OnnxClassifierModel, tokenizer: Tokenizer,

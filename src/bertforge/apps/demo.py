@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import BertforgeError
+from bertforge.errors import BertforgeError
 
 # Modules whose import does something (opens a browser, prints, starts a GUI, changes
 # the terminal) or that are only tests, scripts or Windows-only.
@@ -351,7 +351,7 @@ def bag_of_words_baseline(train: list[tuple[str, str]], test: list[tuple[str, st
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    from .evaluation import classification_metrics
+    from bertforge.evaluation.metrics import classification_metrics
 
     labels = sorted({label for _, label in train})
     vectorizer = TfidfVectorizer(sublinear_tf=True)
@@ -431,7 +431,7 @@ def run_demo(settings: DemoSettings) -> DemoResult:
         pretraining = _pretrain(settings, out, corpus_path, stages, say)
         model_dir = str(out / "pretrained")
 
-    from .training.finetune import FineTuneSettings, finetune
+    from bertforge.apps.finetune import FineTuneSettings, finetune
 
     clock = time.perf_counter()
     say(f"fine-tuning the top {settings.fine_tune_layers} layers of {model_dir}")
@@ -448,15 +448,15 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     clock = time.perf_counter()
     write_demo_report(demo, settings, model_dir)
     stages.append(Stage("report", time.perf_counter() - clock))
-    from .evaluation import write_metrics_json
+    from bertforge.evaluation.metrics import write_metrics_json
 
     write_metrics_json(out / "demo.json", demo.to_dict())
     return demo
 
 
 def _pretrain(settings: DemoSettings, out: Path, corpus_path: Path, stages: list[Stage], say) -> dict:
-    from .tokenization import Tokenizer
-    from .training.pretrain import PretrainSettings, pretrain
+    from bertforge.text.tokenizer import Tokenizer
+    from bertforge.apps.pretrain import PretrainSettings, pretrain
 
     clock = time.perf_counter()
     tokenizer = Tokenizer.train([str(corpus_path)], vocab_size=settings.vocab_size)
@@ -509,7 +509,7 @@ def summary_table(demo: DemoResult) -> str:
 
 
 def _plot_comparison(demo: DemoResult, path: Path) -> Path:
-    from .evaluation import _new_figure, _save_png
+    from bertforge.evaluation.metrics import _new_figure, _save_png
 
     rows = _comparison_rows(demo)
     figure = _new_figure(6.5, 3.0)
@@ -526,8 +526,8 @@ def _plot_comparison(demo: DemoResult, path: Path) -> Path:
 
 def write_demo_report(demo: DemoResult, settings: DemoSettings, model_dir: str) -> Path:
     """``OUT/report.md`` with its plots: the task, the results next to the baseline, each stage."""
-    from .evaluation import plot_learning_curves
-    from .files import write_text_atomically
+    from bertforge.evaluation.metrics import plot_learning_curves
+    from bertforge.files import write_text_atomically
 
     out = demo.out
     _plot_comparison(demo, out / "comparison.png")
