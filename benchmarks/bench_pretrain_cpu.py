@@ -161,8 +161,8 @@ def fresh(path: Path) -> Path:
 
 
 def run_bertforge(args, work: Path, vocab_dir: Path, tokenizer, held_out) -> dict:
-    from bertforge.io.model_dir import load_pretrained
-    from bertforge.model.bert import BertForMaskedLM
+    from bertforge.io.load import load_pretrained
+    from bertforge.model.heads import BertForMaskedLM
     from bertforge.apps.pretrain import evaluate_pretraining, model_config, pretrain
 
     device = torch.device("cpu")
@@ -420,7 +420,7 @@ def interleaved_speed(args, vocab_dir: Path, tokenizer, shards, config) -> dict:
     from transformers import BertTokenizerFast, DataCollatorForLanguageModeling
 
     from bertforge.data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary
-    from bertforge.model.bert import BertForMaskedLM
+    from bertforge.model.heads import BertForMaskedLM
     from bertforge.training.loop import decay_groups
 
     def stepper(model, parameters, batches, count_tokens):
@@ -500,14 +500,14 @@ def run_trec(args, work: Path, model_dir: str | None) -> dict:
     result = {"tfidf_logreg_accuracy": round(float(np.mean(predicted == np.asarray(test_labels))), 4),
               "tfidf_logreg": "TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True) + LogisticRegression()"}
     if model_dir is not None:
-        from bertforge.apps.finetune import FineTuneSettings, finetune
+        from bertforge.apps.finetune import FineTuneSettings, run_finetune
 
         out = fresh(work / "trec_finetune")
         result["bertforge_command"] = (
             f"python -m bertforge finetune --train {train_path} --test {test_path} --model {model_dir} "
             f"--out {out} --epochs {args.trec_epochs} --batch-size 32 --learning-rate 1e-4 --quiet")
         started = time.perf_counter()
-        finetune(FineTuneSettings(train=str(train_path), test=str(test_path), model=model_dir, out=str(out),
+        run_finetune(FineTuneSettings.of(train=str(train_path), test=str(test_path), model=model_dir, out=str(out),
                                   epochs=args.trec_epochs, batch_size=32, learning_rate=1e-4, seed=args.seed,
                                   progress=False))
         metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))

@@ -71,7 +71,7 @@ def make_batches(count, batch, length, vocab, profile, device, seed=0):
 
 def flops_per_step(config, batches):
     """Model FLOPs (6 x parameters x tokens for the encoder, plus attention), on real tokens."""
-    from bertforge.model.bert import model_flops_per_token
+    from bertforge.model.flops import model_flops_per_token
 
     tokens = sum(int(b[1].sum()) for b in batches) / len(batches)
     return model_flops_per_token(config, batches[0][0].shape[1]) * tokens, tokens

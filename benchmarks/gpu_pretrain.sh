@@ -13,7 +13,7 @@ OUT=${OUT:-gpu-logs}
 WORK=$(mktemp -d)
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-python3 -c "import torch, transformers; from bertforge.model.bert import _varlen_attn; print('torch', torch.__version__, 'transformers', transformers.__version__, 'varlen attention', _varlen_attn is not None)" | tee -a "$OUT/gpu.txt"
+python3 -c "import torch, transformers; from bertforge.model.attention import _varlen_attn; print('torch', torch.__version__, 'transformers', transformers.__version__, 'varlen attention', _varlen_attn is not None)" | tee -a "$OUT/gpu.txt"
 for dropout in 0.1 0; do
   python3 benchmarks/bench_pretrain_step.py --preset base --batch-size 128 --steps 30 --attention-dropout $dropout 2>&1 \
     | tee -a "$OUT/pretrain_step.txt"

@@ -54,10 +54,10 @@ def trec_classifier(minilm_dir, data_dir, tmp_path_factory):
     """MiniLM fine-tuned on TREC-6 (top two layers, 3 epochs): ``(model_dir, test_metrics)``.
 
     Made once for the slow tests that need a real classifier (fine-tuning checks, ONNX int8)."""
-    from bertforge.apps.finetune import FineTuneSettings, finetune
+    from bertforge.apps.finetune import FineTuneSettings, run_finetune
 
     out = tmp_path_factory.mktemp("trec") / "model"
-    result = finetune(FineTuneSettings(
+    result = run_finetune(FineTuneSettings.of(
         train=str(data_dir / "trec" / "train.csv"), test=str(data_dir / "trec" / "test.csv"), model=str(minilm_dir),
         out=str(out), val_fraction=0.0, batch_size=32, learning_rate=1e-4, epochs=3, fine_tune_layers=2,
         progress=False))

@@ -19,9 +19,11 @@ import torch
 from bertforge import BertForPreTraining, BertModel, Tokenizer, load_pretrained
 from bertforge.cli.main import main
 from bertforge.model.config import BertConfig
-from bertforge.io import tensorflow as convert_module
-from bertforge.io.tensorflow import convert, tensorflow_layout
 from bertforge.errors import BertforgeError
+from bertforge.io import tensorflow as convert_module
+from bertforge.io.tensorflow import convert
+from bertforge.text import tensorflow_vocab
+from bertforge.text.tensorflow_vocab import tensorflow_layout
 
 IDS = np.array([[101, 2054, 2003, 1037, 3899, 1029, 102, 1045, 2079, 102],
                 [101, 7592, 2088, 102, 2129, 102, 0, 0, 0, 0]], dtype=np.int64)
@@ -345,6 +347,7 @@ def test_a_tf1_hub_module_converts_with_its_declared_vocab_and_case(tf, minilm_d
     assert_same_encoder(load_pretrained(module), original)
     # Opened directly, the module gives the tokenizer it declares, from its graph alone.
     monkeypatch.setattr(convert_module, "_standard_weights", weights_must_not_be_read)
+    monkeypatch.setattr(tensorflow_vocab.TensorFlowCheckpoint, "variables", weights_must_not_be_read)
     direct = Tokenizer.from_pretrained(module)
     assert direct.do_lower_case is do_lower_case and direct.vocab == tokenizer.vocab
 
@@ -371,6 +374,7 @@ def test_a_tf2_saved_model_converts_with_its_declared_vocab_and_case(tf, minilm_
     assert Tokenizer.from_pretrained(tmp_path / "out").do_lower_case is do_lower_case
     assert_same_encoder(load_pretrained(tmp_path / "encoder"), original)
     monkeypatch.setattr(convert_module, "_standard_weights", weights_must_not_be_read)
+    monkeypatch.setattr(tensorflow_vocab.TensorFlowCheckpoint, "variables", weights_must_not_be_read)
     direct = Tokenizer.from_pretrained(tmp_path / "encoder")
     assert direct.do_lower_case is do_lower_case and direct.vocab == Tokenizer.from_pretrained(minilm_dir).vocab
 

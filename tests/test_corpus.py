@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bertforge.data import corpus
-from bertforge.data.corpus import (corpus_files, detect_text_format, read_documents, sentence_pairs,
-                                   split_clauses, split_sentences)
+from bertforge.data import corpus, sentences
+from bertforge.data.corpus import corpus_files, read_documents, sentence_pairs, split_clauses, split_sentences
+from bertforge.data.sentences import detect_text_format
 from bertforge.errors import BertforgeError
 
 
@@ -177,10 +177,10 @@ def test_split_sentences_on_tricky_english(text, expected):
 
 
 def test_long_prose_is_cut_only_at_certain_sentence_ends(monkeypatch):
-    monkeypatch.setattr(corpus, "MAX_SEGMENT_CHARS", 60)
+    monkeypatch.setattr(sentences, "MAX_SEGMENT_CHARS", 60)
     text = ("“Go now. Run to the town.” She ran there. (It was far. Very far.) Mr. Poe said no. "
             "He left the house at night. The end came soon.")
-    pieces = corpus._pieces(text)
+    pieces = sentences._pieces(text)
     assert "".join(pieces) == text and len(pieces) >= 3
     # Never inside the quote or the brackets, never after "Mr.".
     assert all(piece.endswith(("town.” ", "there. ", "far.) ", "no. ", "night. ", "soon.")) for piece in pieces)

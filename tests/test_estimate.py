@@ -11,17 +11,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bertforge import BertConfig, BertForPreTraining, BertforgeError
 from bertforge.cli.main import main
-from bertforge.apps.estimate import (
-    Phase,
-    estimate_run,
+from bertforge.apps.estimate import Phase, estimate_run, measure_tokens_per_second, parse_count, parse_price
+from bertforge.model.bert import count_parameters
+from bertforge.model.flops import (
     forward_flops_per_token,
-    measure_tokens_per_second,
-    parse_count,
-    parse_price,
+    model_flops_per_token,
     pretraining_parameters,
     training_flops_per_token,
 )
-from bertforge.model.bert import count_parameters, model_flops_per_token
 
 # 16 Cloud TPU devices x 96 hours x $4.50-$8.00, the seed article's figures.
 SEED = ["estimate", "--preset", "large", "--device", "tpu-v3", "--devices", "16", "--hours", "96",

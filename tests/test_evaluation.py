@@ -2,26 +2,18 @@
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from bertforge.errors import BertforgeError
-from bertforge.evaluation.metrics import (
-    classification_metrics,
-    compute_metrics,
-    format_summary,
-    multilabel_metrics,
-    plot_confusion_matrix,
-    plot_learning_curves,
-    plot_sweep,
-    primary_metric,
-    regression_metrics,
-    sweep_table,
-    write_metrics_json,
-    write_report,
-)
+from bertforge.evaluation.metrics import classification_metrics, multilabel_metrics, regression_metrics
+from bertforge.evaluation.plots import new_figure, plot_confusion_matrix, plot_learning_curves, plot_sweep, save_png
+from bertforge.evaluation.report import format_summary, sweep_table, write_metrics_json, write_report
+from bertforge.tasks.classification.metrics import compute_metrics, primary_metric
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -224,6 +216,8 @@ def test_format_summary_per_task():
     assert "subset-accuracy 0.000" in multi and "hamming-loss 0.5000" in multi
     regression = format_summary(compute_metrics("regression", [1.0, 1.0], [1.0, 2.0]))
     assert "mse 0.5" in regression and "pearson n/a" in regression and "r2 n/a" in regression
+    with pytest.raises(BertforgeError, match="unknown task 'ranking'"):
+        format_summary({"mse": 1.0}, "ranking")
 
 
 # --------------------------------------------------------------------------- reports and plots
@@ -329,3 +323,18 @@ def test_write_report_checks_labels_before_writing(tmp_path):
     with pytest.raises(BertforgeError, match="2 labels for a 3-class"):
         write_report(tmp_path, metrics, labels=["a", "b"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_new_figure_and_save_png_are_public(tmp_path):
+    figure = new_figure(3.0, 2.0)
+    figure.subplots().bar(["a", "b"], [1, 2])
+    assert_png(save_png(figure, tmp_path / "nested" / "bars.png"), min_bytes=1_000)
+
+
+@pytest.mark.parametrize("module", ["metrics", "report", "plots"])
+def test_importing_evaluation_stays_cheap(module):
+    # Drawing needs matplotlib, the metrics scikit-learn; importing needs neither, nor torch or the data layer.
+    code = (f"import sys\nimport bertforge.evaluation.{module}\n"
+            "heavy = {'torch', 'matplotlib', 'sklearn', 'bertforge.data'} & set(sys.modules)\n"
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)

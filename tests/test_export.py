@@ -10,13 +10,13 @@ import pytest
 pytest.importorskip("onnxruntime", reason="install the onnx extra: pip install -e '.[onnx]'")
 pytest.importorskip("onnxscript", reason="install the onnx extra: pip install -e '.[onnx]'")
 
-from bertforge.apps.classifier import Classifier  # noqa: E402
+from bertforge.apps.predictor import Classifier  # noqa: E402
 from bertforge.cli.main import main  # noqa: E402
 from bertforge.errors import BertforgeError  # noqa: E402
 from bertforge.apps.export import export_onnx  # noqa: E402
 from bertforge.text.long_text import LongText  # noqa: E402
 from bertforge.io.onnx import OnnxClassifierModel, require  # noqa: E402
-from bertforge.apps.finetune import FineTuneSettings, finetune  # noqa: E402
+from bertforge.apps.finetune import FineTuneSettings, run_finetune  # noqa: E402
 
 from test_finetune import QUESTIONS, write_csv  # noqa: E402
 
@@ -33,7 +33,7 @@ def trained(minilm_dir, tmp_path_factory):
     rows = [(text, label) for label, texts in QUESTIONS.items() for text in texts]
     random.Random(0).shuffle(rows)
     train = write_csv(folder / "train.csv", rows)
-    finetune(FineTuneSettings(train=train, model=str(minilm_dir), out=str(folder / "model"), epochs=2,
+    run_finetune(FineTuneSettings.of(train=train, model=str(minilm_dir), out=str(folder / "model"), epochs=2,
                               batch_size=4, learning_rate=1e-4, val_fraction=0.0, fine_tune_layers=1,
                               max_seq_length=64, progress=False))
     return folder / "model"

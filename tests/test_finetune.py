@@ -9,10 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bertforge.apps.classifier import Classifier
+from bertforge.apps.predictor import Classifier
 from bertforge.cli.main import main
-from bertforge.apps.finetune import (ClassifierBatches, FineTuneSettings, TrainableClassifier, encode_split,
-                                         finetune)
+from bertforge.apps.finetune import FineTuneSettings, SplitBatches, run_finetune
+from bertforge.tasks.classification.task import ClassificationTask
+from bertforge.tasks.classification.trainable import TrainableClassifier
+from bertforge.text.long_text import LongText
 from bertforge.training.frozen_cache import FrozenCache
 
 QUESTIONS = {
@@ -45,13 +47,13 @@ def quick(minilm_dir, tmp_path, train, **overrides):
     values = dict(train=train, model=str(minilm_dir), out=str(tmp_path / "model"), epochs=2, batch_size=4,
                   learning_rate=1e-4, val_fraction=0.0, fine_tune_layers=1, progress=False)
     values.update(overrides)
-    return FineTuneSettings(**values)
+    return FineTuneSettings.of(**values)
 
 
 def test_finetune_writes_a_complete_model_directory(minilm_dir, tmp_path, question_files):
     train, test = question_files
     # Paths as Path objects, as Python callers pass them: the run must still write its bertforge.json.
-    result = finetune(quick(minilm_dir, tmp_path, Path(train), test=Path(test), val_fraction=0.2, epochs=3,
+    result = run_finetune(quick(minilm_dir, tmp_path, Path(train), test=Path(test), val_fraction=0.2, epochs=3,
                             out=tmp_path / "model"))
     out = tmp_path / "model"
     names = {path.name for path in out.iterdir()}
@@ -70,7 +72,7 @@ def test_output_opens_in_transformers_with_the_same_predictions(minilm_dir, tmp_
     import transformers
 
     train, _ = question_files
-    finetune(quick(minilm_dir, tmp_path, train))
+    run_finetune(quick(minilm_dir, tmp_path, train))
     out = str(tmp_path / "model")
     texts = ["Who wrote The Raven ?", "Where is Baltimore ?", "How many poems did Poe write ?"]
     ours = Classifier.load(out).predict(texts)
@@ -89,24 +91,25 @@ def test_frozen_layer_cache_gives_the_same_logits(minilm_dir, question_files):
     from bertforge.data.labeled import LabelEncoder, read_labeled
 
     data = read_labeled(question_files[0])
-    encoder = LabelEncoder.fit(data)
-    split = encode_split("train", data, Tokenizer.from_pretrained(minilm_dir), 64, encoder)
-    model = load_pretrained(minilm_dir, BertForSequenceClassification, id2label=encoder.id2label)
+    task = ClassificationTask(LabelEncoder.fit(data))
+    split = task.encode("train", data, Tokenizer.from_pretrained(minilm_dir), 64, LongText())
+    model = load_pretrained(minilm_dir, BertForSequenceClassification, id2label=task.encoder.id2label)
     trainable = TrainableClassifier(model, 2).eval()
-    cache = FrozenCache.build(trainable.encoder, split.input_ids, split.input_mask, split.segment_ids,
+    rows = split.features
+    cache = FrozenCache.build(trainable.encoder, rows.input_ids, rows.input_mask, rows.segment_ids,
                               batch_size=5, progress=False)
     with torch.no_grad():
-        for cached, direct in zip(ClassifierBatches(split, 4, 0, cache).epoch(0),
-                                  ClassifierBatches(split, 4, 0, None).epoch(0)):
-            a = trainable.logits(input_mask=cached["input_mask"], frozen_tokens=cached["frozen_tokens"])
-            b = trainable.logits(direct["input_ids"], direct["input_mask"], direct["segment_ids"])
+        for cached, direct in zip(SplitBatches(split, 4, 0, cache).epoch(0),
+                                  SplitBatches(split, 4, 0, None).epoch(0)):
+            a = trainable.outputs(input_mask=cached["input_mask"], frozen_tokens=cached["frozen_tokens"])
+            b = trainable.outputs(direct["input_ids"], direct["input_mask"], direct["segment_ids"])
             assert (a - b).abs().max() <= 1e-5
 
 
 def test_training_with_and_without_the_cache_ends_at_the_same_weights(minilm_dir, tmp_path, question_files):
     train, _ = question_files
-    finetune(quick(minilm_dir, tmp_path / "a", train, fine_tune_layers=2))
-    finetune(quick(minilm_dir, tmp_path / "b", train, fine_tune_layers=2, frozen_cache=False))
+    run_finetune(quick(minilm_dir, tmp_path / "a", train, fine_tune_layers=2))
+    run_finetune(quick(minilm_dir, tmp_path / "b", train, fine_tune_layers=2, frozen_cache=False))
     a = load_file(str(tmp_path / "a" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "b" / "model" / "model.safetensors"))
     original = load_file(str(minilm_dir / "model.safetensors"))
@@ -118,11 +121,11 @@ def test_training_with_and_without_the_cache_ends_at_the_same_weights(minilm_dir
 
 def test_a_run_stopped_mid_epoch_resumes_bit_identical(minilm_dir, tmp_path, question_files):
     train, _ = question_files
-    finetune(quick(minilm_dir, tmp_path / "straight", train))
-    stopped = finetune(quick(minilm_dir, tmp_path / "killed", train, checkpoint_every=1, stop_after_steps=3))
+    run_finetune(quick(minilm_dir, tmp_path / "straight", train))
+    stopped = run_finetune(quick(minilm_dir, tmp_path / "killed", train, checkpoint_every=1, stop_after_steps=3))
     assert stopped["stopped"] and stopped["steps"] == 3  # mid-way through the first of two 5-step epochs
     assert not (tmp_path / "killed" / "model" / "model.safetensors").exists()
-    finetune(quick(minilm_dir, tmp_path / "killed", train, checkpoint_every=1, resume=True))
+    run_finetune(quick(minilm_dir, tmp_path / "killed", train, checkpoint_every=1, resume=True))
     straight = load_file(str(tmp_path / "straight" / "model" / "model.safetensors"))
     resumed = load_file(str(tmp_path / "killed" / "model" / "model.safetensors"))
     for name, tensor in straight.items():
@@ -136,14 +139,14 @@ def test_multi_label_regression_and_pairs(minilm_dir, tmp_path):
     multi = write_csv(tmp_path / "multi.csv", [
         ("red apples and green pears", "red|green"), ("a red car", "red"), ("green grass", "green"),
         ("blue sky over red roofs", "blue|red"), ("the blue sea", "blue"), ("green and blue", "green|blue")] * 2)
-    result = finetune(quick(minilm_dir, tmp_path / "m", multi, label_separator="|", val_fraction=0.25))
+    result = run_finetune(quick(minilm_dir, tmp_path / "m", multi, label_separator="|", val_fraction=0.25))
     assert result["task"] == "multi_label"
     assert {"micro_f1", "macro_f1", "subset_accuracy"} <= set(result["metrics"]["validation"])
     predicted = Classifier.load(tmp_path / "m" / "model").predict(["red and green"])[0]
     assert set(predicted["probabilities"]) == {"blue", "green", "red"} and isinstance(predicted["label"], list)
 
     scores = write_csv(tmp_path / "scores.csv", [(f"rated {i} stars", f"{i * 0.37:.2f}") for i in range(24)])
-    result = finetune(quick(minilm_dir, tmp_path / "r", scores, val_fraction=0.25))
+    result = run_finetune(quick(minilm_dir, tmp_path / "r", scores, val_fraction=0.25))
     assert result["task"] == "regression"
     assert {"mse", "mae", "pearson", "spearman"} <= set(result["metrics"]["validation"])
     assert isinstance(Classifier.load(tmp_path / "r" / "model").predict(["rated 3 stars"])[0]["label"], float)
@@ -152,13 +155,13 @@ def test_multi_label_regression_and_pairs(minilm_dir, tmp_path):
         ("a cat sat", "a cat was sitting", "same"), ("a dog ran", "the sky is blue", "different"),
         ("he reads books", "he is reading a book", "same"), ("it rains", "cars are fast", "different")] * 3,
         header="sentence1,sentence2,label")
-    result = finetune(quick(minilm_dir, tmp_path / "p", pairs))
+    result = run_finetune(quick(minilm_dir, tmp_path / "p", pairs))
     assert result["task"] == "classification" and result["labels"] == ["different", "same"]
 
 
 def test_class_weights_balanced_are_inverse_frequencies(minilm_dir, tmp_path):
     from bertforge.data.labeled import LabelEncoder, read_labeled
-    from bertforge.apps.finetune import balanced_loss_weights
+    from bertforge.tasks.classification.trainable import balanced_loss_weights
 
     path = write_csv(tmp_path / "skewed.csv", [("spam offer", "spam")] * 2 + [("hello friend", "ham")] * 6)
     encoder = LabelEncoder.fit(read_labeled(path))
@@ -227,7 +230,7 @@ def test_a_vocab_larger_than_the_model_is_one_clear_error(minilm_dir, tmp_path, 
     vocab = (minilm_dir / "vocab.txt").read_text(encoding="utf-8")
     (model_dir / "vocab.txt").write_text(vocab + "".join(f"extra{i}\n" for i in range(10)), encoding="utf-8")
     with pytest.raises(BertforgeError) as error:
-        finetune(quick(minilm_dir, tmp_path, question_files[0], model=str(model_dir)))
+        run_finetune(quick(minilm_dir, tmp_path, question_files[0], model=str(model_dir)))
     assert "30532 tokens" in str(error.value) and "30522" in str(error.value)
 
 
@@ -235,7 +238,7 @@ def test_sequence_length_above_positions_fails_before_training(minilm_dir, tmp_p
     from bertforge.errors import BertforgeError
 
     with pytest.raises(BertforgeError, match="above the model's 512 positions"):
-        finetune(quick(minilm_dir, tmp_path, question_files[0], max_seq_length=600))
+        run_finetune(quick(minilm_dir, tmp_path, question_files[0], max_seq_length=600))
     assert not (tmp_path / "model" / "checkpoint.pt").exists()
 
 
@@ -247,16 +250,16 @@ def test_a_pretrained_directory_is_not_a_classifier(minilm_dir):
 
 
 def test_predicting_no_texts_gives_no_rows(minilm_dir, tmp_path, question_files):
-    finetune(quick(minilm_dir, tmp_path, question_files[0], epochs=1))
+    run_finetune(quick(minilm_dir, tmp_path, question_files[0], epochs=1))
     assert Classifier.load(tmp_path / "model").predict([]) == []
 
 
 def test_resume_with_validation_ends_on_the_best_epoch_weights(minilm_dir, tmp_path, question_files):
     train, _ = question_files
     settings = dict(val_fraction=0.3, epochs=3, checkpoint_every=1)
-    straight = finetune(quick(minilm_dir, tmp_path / "straight", train, **settings))
-    finetune(quick(minilm_dir, tmp_path / "killed", train, stop_after_steps=6, **settings))
-    resumed = finetune(quick(minilm_dir, tmp_path / "killed", train, resume=True, **settings))
+    straight = run_finetune(quick(minilm_dir, tmp_path / "straight", train, **settings))
+    run_finetune(quick(minilm_dir, tmp_path / "killed", train, stop_after_steps=6, **settings))
+    resumed = run_finetune(quick(minilm_dir, tmp_path / "killed", train, resume=True, **settings))
     assert resumed["metrics"]["validation"] == straight["metrics"]["validation"]
     a = load_file(str(tmp_path / "straight" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "killed" / "model" / "model.safetensors"))
@@ -266,7 +269,7 @@ def test_resume_with_validation_ends_on_the_best_epoch_weights(minilm_dir, tmp_p
 def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(minilm_dir, tmp_path, question_files):
     train, _ = question_files
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        finetune(quick(minilm_dir, tmp_path / name, train, epochs=1, seed=seed))
+        run_finetune(quick(minilm_dir, tmp_path / name, train, epochs=1, seed=seed))
     a, b, c = (load_file(str(tmp_path / name / "model" / "model.safetensors")) for name in "abc")
     assert all(torch.equal(a[name], b[name]) for name in a)
     assert not torch.equal(a["classifier.weight"], c["classifier.weight"])
@@ -274,11 +277,10 @@ def test_two_runs_with_one_seed_are_identical_and_another_seed_differs(minilm_di
 
 def test_layerwise_learning_rates_shrink_going_down(minilm_dir):
     from bertforge import BertForSequenceClassification, load_pretrained
-    from bertforge.apps.finetune import layerwise_groups
 
     model = load_pretrained(minilm_dir, BertForSequenceClassification, id2label={0: "a", 1: "b"})
     trainable = TrainableClassifier(model, "all")
-    groups = layerwise_groups(trainable, learning_rate=1e-4, decay=0.5, weight_decay=0.01)
+    groups = trainable.layerwise_groups(learning_rate=1e-4, decay=0.5, weight_decay=0.01)
     rate_of = {id(p): group["lr"] for group in groups for p in group["params"]}
     assert rate_of[id(model.classifier.weight)] == pytest.approx(1e-4)
     assert rate_of[id(model.bert.encoder.layer[5].output.dense.weight)] == pytest.approx(0.5e-4)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bertforge.apps.finetune import FineTuneSettings, finetune
+from bertforge.apps.finetune import FineTuneSettings, run_finetune
 
 pytestmark = pytest.mark.slow
 
@@ -12,7 +12,7 @@ def run(minilm_dir, data_dir, tmp_path, name, **overrides):
                   model=str(minilm_dir), out=str(tmp_path / name), val_fraction=0.0, batch_size=32,
                   learning_rate=1e-4, progress=False)
     values.update(overrides)
-    return finetune(FineTuneSettings(**values))["metrics"]["test"]
+    return run_finetune(FineTuneSettings.of(**values))["metrics"]["test"]
 
 
 def test_trec_top_two_layers_with_the_frozen_cache(trec_classifier):

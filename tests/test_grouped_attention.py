@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 import bertforge.model.fast.grouped_attention as grouped
 from bertforge import BertConfig, BertForMaskedLM
-from bertforge.model.fast.grouped_attention import AttentionPlan, GroupedAttention, keep_mask
+from bertforge.model.fast.dropout import keep_mask
+from bertforge.model.fast.grouped_attention import AttentionPlan, GroupedAttention
 
 HEADS, SIZE = 2, 4
 LENGTHS = [5, 1, 7, 3, 7, 2]

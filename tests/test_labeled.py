@@ -514,6 +514,97 @@ def test_malformed_json_line(tmp_path):
     assert_names(error_of(read_labeled, not_object), not_object, 2)
 
 
+# ---------------------------------------------------------------- rows in memory
+
+
+class FakeFrame:
+    """The two things read_labeled asks of a pandas DataFrame, with numpy cells and NaN."""
+
+    def __init__(self, columns: dict):
+        self.columns = list(columns)
+        self._values = list(columns.values())
+
+    def itertuples(self, index=True, name="Pandas"):
+        assert index is False and name is None
+        return zip(*self._values)
+
+
+def test_dicts_and_tuples_read_like_a_file():
+    dicts = read_labeled([{"text": "hello there", "label": "greet", "id": 7}, {"text": "bye now", "label": "leave"}])
+    tuples = read_labeled([("hello there", "greet"), ("bye now", "leave")])
+    for data in (dicts, tuples):
+        assert data.texts == ["hello there", "bye now"] and data.labels == ["greet", "leave"]
+        assert data.lines == [0, 1] and data.unit == "row" and data.path == "<list of 2 rows>"
+    assert dicts.label_column == "label" and tuples.label_column == "1"
+    pairs = read_labeled([("a cat", "a dog", "no"), ("a cat", "the cat", "yes")], text_pair_column=1)
+    assert pairs.text_pairs == ["a dog", "the cat"] and pairs.labels == ["no", "yes"]
+    glue = read_labeled([{"sentence1": "a", "sentence2": "b", "gold_label": 1}])
+    assert glue.text_pairs == ["b"] and glue.labels == ["1"]
+    tags = read_labeled([{"text": "a", "labels": ["x", "y"]}, {"text": "b", "labels": ("y",)}])
+    assert tags.labels == [("x", "y"), ("y",)] and detect_task(tags) == "multi_label"
+    assert read_texts(["first", "second"]).texts == ["first", "second"]
+    assert read_texts([{"id": 1, "review": "fine"}]).texts == ["fine"]
+
+
+def test_rows_in_memory_flow_into_encoder_and_split():
+    rows = [(f"text {i}", "spam" if i % 3 == 0 else "ham") for i in range(12)]
+    data = read_labeled(rows)
+    encoder = LabelEncoder.fit(data)
+    assert encoder.classes == ("ham", "spam") and data.path == "<list of 12 rows>"
+    train, holdout = stratified_split(data, fraction=0.25, seed=0)
+    assert len(train) + len(holdout) == 12
+    assert data.subset(holdout).unit == "row"
+    message = error_of(encoder.encode, read_labeled([("a", "ham"), ("b", "eggs")]))
+    assert "'eggs' (row 1)" in message, message
+    message = error_of(validate_training_labels, read_labeled([("a", "ham"), ("b", "ham")]))
+    assert "from row 0 to row 1" in message, message
+
+
+@pytest.mark.parametrize(("rows", "options", "expected"), [
+    ([{"text": "a", "label": "x"}, {"text": " ", "label": "y"}], {}, "<list of 2 rows>: row 1: the text"),
+    ([("a", "x"), ("b", None), ("c", "x")], {}, "row 1: the label (column '1') is missing"),
+    ([{"text": "a", "label": "x"}], {"text_column": "txt"}, "no key 'txt' (found: text, label); pass text_column="),
+    ([("a", "x")], {"text_column": "text"}, "no column named 'text'; pass text_column= as a position (0 to 1)"),
+    ([("a", "x")], {"label_column": 5}, "there is no column 5"),
+    ([("a", "x"), {"text": "b"}], {}, "row 1: a dict where row 0 is a tuple"),
+    ([("a", "x"), ("b", "y", "z")], {}, "row 1: has 3 values, expected 2"),
+    ([("a", "x"), 3], {}, "row 1: the row is of type int, not a dict, a tuple or a text"),
+    ([{"text": {"nested": 1}, "label": "x"}], {}, "row 0: the text is a dict, not a string"),
+    ([], {}, "<list of 0 rows>: there are no rows"),
+    ([("a", "x")], {"label_column": 1, "label_columns": [1]}, "pass label_column= for one label per row"),
+])
+def test_rows_in_memory_errors_name_the_row(rows, options, expected):
+    message = error_of(read_labeled, rows, **options)
+    assert expected in message, message
+    assert "line" not in message and "--" not in message, message
+
+
+def test_data_frame_is_duck_typed_with_numpy_cells_and_missing_values():
+    frame = FakeFrame({"review": np.array(["good", "bad", "ok"], dtype=object),
+                       "stars": np.array([5, 1, 3]), "score": np.array([0.5, np.nan, 1.0])})
+    data = read_labeled(frame, label_column="stars")
+    assert data.texts == ["good", "bad", "ok"] and data.labels == ["5", "1", "3"]
+    assert data.path == "<DataFrame>" and data.lines == [0, 1, 2]
+    assert read_labeled(frame, label_column="score", require_labels=False).labels == ["0.5", None, "1.0"]
+    message = error_of(read_labeled, frame, label_column="score")
+    assert message.startswith("<DataFrame>: row 1: the label (column 'score') is missing"), message
+
+
+def test_pandas_data_frame():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"sentence": ["good film", "bad film", "fine"], "label": [1, 0, pd.NA]},
+                         index=[10, 11, 12])
+    frame["label"] = frame["label"].astype("Int64")
+    data = read_labeled(frame, require_labels=False)
+    assert data.texts == ["good film", "bad film", "fine"] and data.labels == ["1", "0", None]
+    assert data.lines == [0, 1, 2] and data.path == "<DataFrame>"
+    assert "<DataFrame>: row 2: the label (column 'label') is missing" in error_of(read_labeled, frame)
+    headerless = pd.DataFrame([["nice", "pos"], ["awful", float("nan")]])
+    assert read_labeled(headerless, label_column=1, require_labels=False).labels == ["pos", None]
+    assert "<DataFrame>: row 1: the label (column '1') is missing" in error_of(read_labeled, headerless)
+    assert read_texts(frame, text_column="sentence").texts == ["good film", "bad film", "fine"]
+
+
 # ---------------------------------------------------------------- the real data sets
 
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from bertforge.apps.classifier import Classifier
+from bertforge.apps.predictor import Classifier
 from bertforge.cli.main import main
 from bertforge.apps.embedding import Embedder
 from bertforge.errors import BertforgeError
 from bertforge.text.long_text import LongText, combine, encode_windows
 from bertforge.text.tokenizer import Tokenizer
-from bertforge.apps.finetune import FineTuneSettings, finetune
+from bertforge.apps.finetune import FineTuneSettings, run_finetune
 
 from test_finetune import QUESTIONS, write_csv
 
@@ -62,7 +62,7 @@ def test_head_tail_keeps_a_quarter_from_the_start_and_the_rest_from_the_end(toke
 
 def test_combine_folds_rows_per_text_by_mean_or_max(tokenizer):
     rows = encode_windows(tokenizer, [LONG, "short"], None, 64, LongText("sliding-window"))
-    outputs = np.random.default_rng(0).normal(size=(len(rows), 3)).astype(np.float32)
+    outputs = np.random.default_rng(0).normal(size=(rows.num_rows, 3)).astype(np.float32)
     mean, top = combine(outputs, rows, "mean"), combine(outputs, rows, "max")
     assert mean.dtype == top.dtype == np.float32  # what .npy files and callers get
     mine = rows.owner == 0
@@ -106,7 +106,7 @@ def test_finetune_with_windows_records_the_setting_and_predict_uses_it(minilm_di
     rows = [(f"{text} " + " ".join(["and so on"] * 12), label) for label, texts in QUESTIONS.items() for text in texts]
     random.Random(0).shuffle(rows)
     train = write_csv(tmp_path / "train.csv", rows)
-    result = finetune(FineTuneSettings(train=train, model=str(minilm_dir), out=str(tmp_path / "model"), epochs=1,
+    result = run_finetune(FineTuneSettings.of(train=train, model=str(minilm_dir), out=str(tmp_path / "model"), epochs=1,
                                        batch_size=8, learning_rate=1e-4, val_fraction=0.0, fine_tune_layers=1,
                                        max_seq_length=32, long_text="sliding-window", stride=15,
                                        window_aggregate="max", progress=False))

@@ -219,26 +219,44 @@ def test_pooled_only_fast_path_matches_the_full_pass(minilm_dir, trec_batch):
 
 @pytest.mark.parametrize("head", [BertModel, BertForPreTraining])
 def test_direct_word_gradient_equals_the_standard_one(head):
-    from bertforge.model.bert import BertEmbeddings
-
     torch.manual_seed(0)
     model = head(tiny_config(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
-    table = (model if head is BertModel else model.bert).embeddings.word_embeddings
+    embeddings = (model if head is BertModel else model.bert).embeddings
+    table = embeddings.word_embeddings
     ids = torch.tensor([[2, 5, 5, 0, 7], [2, 9, 3, 0, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])  # a [PAD] id inside a real row too
     gradients = []
-    try:
-        for direct in (True, False):
-            BertEmbeddings.direct_word_grad = direct
-            model.zero_grad(set_to_none=True)
-            for _ in range(2):  # two micro-batches accumulate
-                out = model(ids, mask)
-                values = out.sequence_output if head is BertModel else out.prediction_logits
-                values.pow(2).sum().backward()
-            gradients.append(table.weight.grad.clone())
-    finally:
-        BertEmbeddings.direct_word_grad = True
+    for direct in (True, False):
+        embeddings.direct_word_grad = direct
+        model.zero_grad(set_to_none=True)
+        for _ in range(2):  # two micro-batches accumulate
+            out = model(ids, mask)
+            values = out.sequence_output if head is BertModel else out.prediction_logits
+            values.pow(2).sum().backward()
+        gradients.append(table.weight.grad.clone())
     assert torch.allclose(gradients[0], gradients[1], atol=1e-5)
     assert gradients[0][5].abs().sum() > 0
     if head is BertModel:  # without the tied decoder, the [PAD] row gets no gradient
         assert torch.all(gradients[0][0] == 0)
+
+
+def test_preparing_one_model_for_data_parallel_leaves_the_others_alone():
+    """The direct word gradient is switched off per model, not for the whole process."""
+    from bertforge.training.distributed import wrap
+
+    prepared, other = BertForPreTraining(tiny_config()), BertModel(tiny_config())
+    assert prepared.prepare_for_data_parallel() is prepared
+    assert prepared.bert.embeddings.direct_word_grad is False
+    assert other.embeddings.direct_word_grad is True
+    assert BertModel(tiny_config()).embeddings.direct_word_grad is True  # new models start direct
+
+    class Job(torch.nn.Module):  # a job's own module around a BERT, as fine-tuning wraps one
+        def __init__(self):
+            super().__init__()
+            self.model = BertModel(tiny_config())
+
+    job = Job()
+    with pytest.raises((RuntimeError, ValueError)):  # no process group here: DDP itself refuses
+        wrap(job, torch.device("cpu"))
+    assert job.model.embeddings.direct_word_grad is False, "wrap prepares every BERT inside the module"
+    assert other.embeddings.direct_word_grad is True

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from bertforge.cli.main import main
-from bertforge.io.model_dir import load_pretrained
+from bertforge.io.load import load_pretrained
 from bertforge.model.config import BertConfig
 from bertforge.data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary
 from bertforge.data.shards import build_shards
-from bertforge.model.bert import BertForMaskedLM, BertForPreTraining
+from bertforge.model.heads import BertForMaskedLM, BertForPreTraining
 from bertforge.text.tokenizer import Tokenizer
 from bertforge.training.loop import TrainingArguments, TrainingLoop
 

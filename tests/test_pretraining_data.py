@@ -10,7 +10,7 @@ from bertforge.data import shards as shards_module
 from bertforge.data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary, plan_chunks
 from bertforge.data.shards import Shard, build_shards, open_shards
 from bertforge.errors import BertforgeError
-from bertforge.model.bert import IGNORE_INDEX
+from bertforge.constants import IGNORE_INDEX
 from bertforge.text.tokenizer import Tokenizer
 
 DOCUMENTS = 40
@@ -298,7 +298,7 @@ def test_held_out_documents_never_reach_training(corpus):
 
 def test_model_layout_from_the_pipeline_matches_the_mask(corpus):
     from bertforge.model.config import BertConfig
-    from bertforge.model.bert import BertForPreTraining
+    from bertforge.model.heads import BertForPreTraining
 
     _, tokenizer, shards, _ = corpus
     batch = next(_batches(shards, tokenizer, batch_size=8, pair_objective="nsp").epoch(0))
@@ -318,7 +318,7 @@ def test_last_layer_on_labelled_tokens_only_is_exact(corpus, objective):
     """With labels the last layer runs only where the loss reads it; loss and
     gradients equal those of the full network read at the same places."""
     from bertforge.model.config import BertConfig
-    from bertforge.model.bert import BertForMaskedLM, BertForPreTraining
+    from bertforge.model.heads import BertForMaskedLM, BertForPreTraining
 
     _, tokenizer, shards, _ = corpus
     batch = next(_batches(shards, tokenizer, batch_size=8, pair_objective=objective).epoch(0))

@@ -24,7 +24,7 @@ pytest.importorskip("fastapi", reason="install the serve extra: pip install -e '
 pytest.importorskip("uvicorn", reason="install the serve extra: pip install -e '.[serve]'")
 httpx = pytest.importorskip("httpx", reason="install the test extra: pip install -e '.[test]'")
 
-from bertforge.apps.classifier import Classifier  # noqa: E402
+from bertforge.apps.predictor import Classifier  # noqa: E402
 from bertforge.apps.embedding import Embedder  # noqa: E402
 from bertforge.serving.batcher import MicroBatcher  # noqa: E402
 
@@ -467,14 +467,14 @@ def test_a_classifier_without_an_encoder_predicts_but_does_not_embed(library_cla
     from bertforge.serving.limits import RequestError
     from bertforge.serving.service import ModelService
 
-    service = ModelService(None, classifier=library_classifier)  # as for a graph exported to ONNX
+    service = ModelService(None, predictor=library_classifier)  # as for a graph exported to ONNX
 
     async def main():
         await service.start()
         try:
             with pytest.raises(RequestError, match="no PyTorch encoder") as refused:
                 await service.embed(["Who wrote The Raven ?"])
-            return refused.value.status, await service.predict(["Who wrote The Raven ?"])
+            return refused.value.status, await service.predict({"texts": ["Who wrote The Raven ?"]})
         finally:
             await service.stop()
 

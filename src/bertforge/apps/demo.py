@@ -15,246 +15,23 @@ knows of the task it learns in fine-tuning. The test sentences come from
 docstrings that neither pretraining nor fine-tuning saw.
 
 Nothing here trains on its own: it composes ``Tokenizer.train``, ``pretrain``
-and ``finetune``, and writes their outputs side by side with a report."""
+and ``finetune``, and writes their outputs side by side with a report. The corpus
+is gathered in :mod:`bertforge.apps.stdlib_corpus`, the task built in
+:mod:`bertforge.apps.word_order`."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import importlib
-import inspect
-import io
 import json
-import pkgutil
-import random
-import re
 import sys
 import tempfile
 import time
-import warnings
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
 
+from bertforge.apps.stdlib_corpus import TEST_FRACTION, split_sentences, stdlib_docstrings
+from bertforge.apps.word_order import LABELS, build_task
 from bertforge.errors import BertforgeError
-
-# Modules whose import does something (opens a browser, prints, starts a GUI, changes
-# the terminal) or that are only tests, scripts or Windows-only.
-SKIPPED_MODULES = frozenset({
-    "this", "antigravity", "idlelib", "tkinter", "turtle", "turtledemo", "test", "lib2to3", "readline",
-    "rlcompleter", "ensurepip", "pydoc_data", "__hello__", "__phello__", "encodings",
-})
-_SKIPPED_PARTS = frozenset({"test", "tests", "idle_test", "__main__"})
-
-LABELS = ("original", "swapped")
-TEST_FRACTION = 0.15
-
-# A word of plain prose: letters, an optional apostrophe suffix, then at most one mark.
-_PLAIN_WORD = re.compile(r"[A-Za-z][a-z]*(?:'[a-z]+)?[,.;:!?]?")
-_BARE_WORD = re.compile(r"[A-Za-z][a-z]*")
-_UNDERLINE = re.compile(r"([*=~^-])\1+")
-# A sentence ends at . ! or ? after a letter, digit or closer, before a capital.
-_SENTENCE_END = re.compile(r"(?<=[A-Za-z0-9)\"'][.!?])\s+(?=[A-Z\"(])")
-
-
-# -- the corpus ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Docstring:
-    """One documented object: where it comes from and its prose paragraphs."""
-
-    source: str  # "collections.OrderedDict.popitem", "pydoc topic: if"
-    paragraphs: tuple[str, ...]
-
-    @property
-    def held_out(self) -> bool:
-        """Whether this docstring belongs to the test split (a stable hash of its source)."""
-        return zlib.crc32(self.source.encode()) % 1000 < TEST_FRACTION * 1000
-
-
-def _import_quietly(name: str):
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        return importlib.import_module(name)
-
-
-def stdlib_modules() -> dict[str, Any]:
-    """The importable public modules of the standard library, submodules included, by name.
-
-    >>> modules = stdlib_modules()
-    >>> "collections" in modules and "email.mime.text" in modules and "antigravity" not in modules
-    True
-    """
-    modules: dict[str, Any] = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # deprecated modules say so on import
-        for name in sorted(sys.stdlib_module_names):
-            if name.startswith("_") or name in SKIPPED_MODULES:
-                continue
-            try:
-                module = _import_quietly(name)
-            except BaseException:  # absent on this platform, or refuses to import: not our corpus
-                continue
-            modules[name] = module
-            for info in pkgutil.walk_packages(getattr(module, "__path__", []), f"{name}.", onerror=lambda _: None):
-                parts = info.name.split(".")[1:]
-                if any(part.startswith("_") or part in _SKIPPED_PARTS for part in parts):
-                    continue
-                try:
-                    modules[info.name] = _import_quietly(info.name)
-                except BaseException:
-                    continue
-    return dict(sorted(modules.items()))
-
-
-def _documented_objects(name: str, module) -> Iterator[tuple[str, Any]]:
-    """The module, then its own public classes (with their methods) and functions."""
-    yield name, module
-    for attribute, value in sorted(vars(module).items()):
-        if attribute.startswith("_") or getattr(value, "__module__", None) != name:
-            continue
-        if inspect.isclass(value):
-            yield f"{name}.{attribute}", value
-            for member, item in sorted(vars(value).items()):
-                if member.startswith("_"):
-                    continue
-                if isinstance(item, (classmethod, staticmethod)):
-                    item = item.__func__
-                if inspect.isroutine(item) or isinstance(item, property):
-                    yield f"{name}.{attribute}.{member}", item
-        elif inspect.isroutine(value):
-            yield f"{name}.{attribute}", value
-
-
-def prose_paragraphs(text: str) -> list[str]:
-    """The paragraphs of a docstring that read as English prose, each on one line.
-
-    Indented blocks, doctest lines, headings and paragraphs of mostly non-words
-    (signatures, tables, code) are left out.
-
-    >>> prose_paragraphs("Return the sum.\\n\\n    >>> add(1, 2)\\n    3\\n\\nBoth numbers must be\\nintegers or floats.")
-    ['Both numbers must be integers or floats.']
-    >>> prose_paragraphs("f(x) -> y\\n\\nx must be positive, and y is its square root here.")
-    ['x must be positive, and y is its square root here.']
-    """
-    paragraphs = []
-    for block in re.split(r"\n\s*\n", text):
-        lines = [line for line in block.split("\n") if line.strip()]
-        if len(lines) > 1 and _UNDERLINE.fullmatch(lines[1].strip()):
-            lines = lines[2:]  # a heading and its underline
-        if not lines or any(line.startswith((" ", "\t", ">>>", "...")) for line in lines):
-            continue
-        words = " ".join(line.strip() for line in lines).split()
-        if len(words) < 6:
-            continue
-        plain = sum(1 for word in words if _PLAIN_WORD.fullmatch(word.strip("\"'()`")))
-        if plain >= 0.75 * len(words):
-            paragraphs.append(" ".join(words))
-    return paragraphs
-
-
-def split_sentences(paragraph: str) -> list[str]:
-    """Cut a paragraph at sentence ends (a fast rule, good enough for docstrings).
-
-    Not :func:`bertforge.data.corpus.split_sentences`: pysbd takes ~300x longer, about
-    ten seconds of the demo's budget on these 8,000 paragraphs, for no gain on this prose.
-
-    >>> split_sentences("Return the value. It is cached, e.g. by the caller. Done!")
-    ['Return the value.', 'It is cached, e.g. by the caller.', 'Done!']
-    """
-    return _SENTENCE_END.split(paragraph)
-
-
-def stdlib_docstrings() -> list[Docstring]:
-    """The prose of the standard library's docstrings and ``pydoc_data``'s topics, in a fixed order.
-
-    >>> docs = stdlib_docstrings()
-    >>> len(docs) > 1000 and any(doc.source == "pydoc topic: if" for doc in docs)
-    True
-    """
-    docs: list[Docstring] = []
-    seen: set[str] = set()  # inherited and aliased objects repeat their docstrings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # reading some deprecated objects' docstrings warns
-        for name, module in stdlib_modules().items():
-            for source, value in _documented_objects(name, module):
-                text = inspect.getdoc(value)
-                if not text or text in seen:
-                    continue
-                seen.add(text)
-                paragraphs = prose_paragraphs(text)
-                if paragraphs:
-                    docs.append(Docstring(source, tuple(paragraphs)))
-    from pydoc_data.topics import topics
-
-    for topic, text in sorted(topics.items()):
-        paragraphs = prose_paragraphs(text)
-        if paragraphs:
-            docs.append(Docstring(f"pydoc topic: {topic}", tuple(paragraphs)))
-    return docs
-
-
-# -- the labeled task ----------------------------------------------------------------------
-
-
-def order_task_text(sentence: str) -> str | None:
-    """A sentence as the task shows it: lower case, no final mark; None when unfit.
-
-    Fit means 8 to 40 words, so that both halves of a swap carry some words.
-
-    >>> order_task_text("Return the number of items in the queue.")
-    'return the number of items in the queue'
-    >>> order_task_text("Too short.") is None
-    True
-    """
-    words = sentence.rstrip(".!?:").lower().split()
-    if not 8 <= len(words) <= 40:
-        return None
-    return " ".join(words)
-
-
-def swap_halves(text: str, rng: random.Random) -> str | None:
-    """Cut between two bare words (no punctuation at the cut), at least two words from
-    either end, and swap the halves; None when there is no such place.
-
-    >>> swap_halves("return the number of items in the queue", random.Random(0))
-    'in the queue return the number of items'
-    """
-    words = text.split()
-    cuts = [i for i in range(2, len(words) - 1)
-            if _BARE_WORD.fullmatch(words[i - 1]) and _BARE_WORD.fullmatch(words[i])]
-    if not cuts:
-        return None
-    cut = rng.choice(cuts)
-    return " ".join(words[cut:] + words[:cut])
-
-
-def _bag(text: str) -> tuple[str, ...]:
-    return tuple(sorted(text.split()))
-
-
-def word_order_examples(sentences: list[str], seed: int) -> list[tuple[str, str]]:
-    """``(text, label)`` rows: each sentence once, in its original order or swapped, half and half.
-
-    >>> rows = word_order_examples(["return the number of items in the queue now",
-    ...                             "the lock is released when the block ends here"], seed=1)
-    >>> sorted(label for _, label in rows)
-    ['original', 'swapped']
-    """
-    rng = random.Random(seed)
-    # A bag of words is kept once (repeated sentences, or "a is b" beside "b is a"), so
-    # no bag appears under both labels.
-    texts, bags = [], set()
-    for text in filter(None, map(order_task_text, sentences)):
-        if (bag := _bag(text)) not in bags:
-            bags.add(bag)
-            texts.append(text)
-    swappable = [(text, swapped) for text in texts if (swapped := swap_halves(text, rng)) is not None]
-    flags = [i % 2 == 1 for i in range(len(swappable))]
-    rng.shuffle(flags)
-    return [(swapped if flag else text, LABELS[flag]) for (text, swapped), flag in zip(swappable, flags)]
-
 
 # -- the run -------------------------------------------------------------------------------
 
@@ -362,18 +139,6 @@ def bag_of_words_baseline(train: list[tuple[str, str]], test: list[tuple[str, st
     return classification_metrics([labels.index(label) for _, label in test], predicted, labels)
 
 
-def build_task(docs: list[Docstring], seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Train and test rows of the word-order task; test rows come from held-out docstrings only,
-    and a test sentence whose words also make a training sentence is dropped."""
-    def sentences(held_out: bool) -> list[str]:
-        return [s for doc in docs if doc.held_out == held_out for p in doc.paragraphs for s in split_sentences(p)]
-
-    train_sentences = sentences(False)
-    known = {_bag(text) for text in filter(None, map(order_task_text, train_sentences))}
-    test_sentences = [s for s in sentences(True) if (text := order_task_text(s)) and _bag(text) not in known]
-    return word_order_examples(train_sentences, seed), word_order_examples(test_sentences, seed + 1)
-
-
 def run_demo(settings: DemoSettings) -> DemoResult:
     """Corpus and task, vocabulary, pretraining (unless ``settings.model``), fine-tuning,
     baseline and report, all under ``settings.out``.
@@ -431,11 +196,11 @@ def run_demo(settings: DemoSettings) -> DemoResult:
         pretraining = _pretrain(settings, out, corpus_path, stages, say)
         model_dir = str(out / "pretrained")
 
-    from bertforge.apps.finetune import FineTuneSettings, finetune
+    from bertforge.apps.finetune import FineTuneSettings, run_finetune
 
     clock = time.perf_counter()
     say(f"fine-tuning the top {settings.fine_tune_layers} layers of {model_dir}")
-    result = finetune(FineTuneSettings(
+    result = run_finetune(FineTuneSettings.of(
         train=str(data_dir / "train.csv"), test=str(data_dir / "test.csv"), model=model_dir,
         out=str(out / "classifier"), fine_tune_layers=settings.fine_tune_layers, epochs=settings.epochs,
         learning_rate=settings.learning_rate, batch_size=32, max_seq_length=settings.max_seq_length,
@@ -448,7 +213,7 @@ def run_demo(settings: DemoSettings) -> DemoResult:
     clock = time.perf_counter()
     write_demo_report(demo, settings, model_dir)
     stages.append(Stage("report", time.perf_counter() - clock))
-    from bertforge.evaluation.metrics import write_metrics_json
+    from bertforge.evaluation.report import write_metrics_json
 
     write_metrics_json(out / "demo.json", demo.to_dict())
     return demo
@@ -509,10 +274,10 @@ def summary_table(demo: DemoResult) -> str:
 
 
 def _plot_comparison(demo: DemoResult, path: Path) -> Path:
-    from bertforge.evaluation.metrics import _new_figure, _save_png
+    from bertforge.evaluation.plots import new_figure, save_png
 
     rows = _comparison_rows(demo)
-    figure = _new_figure(6.5, 3.0)
+    figure = new_figure(6.5, 3.0)
     axis = figure.subplots()
     names = ["fine-tuned BERT", "bag of words", "chance"]
     values = [accuracy for _, accuracy, _ in rows]
@@ -521,12 +286,12 @@ def _plot_comparison(demo: DemoResult, path: Path) -> Path:
     axis.set_xlim(0, 1.08)
     axis.set_xlabel(f"test accuracy ({demo.task['test']:,} held-out sentences)")
     axis.set_title("word order: original or halves swapped?")
-    return _save_png(figure, path)
+    return save_png(figure, path)
 
 
 def write_demo_report(demo: DemoResult, settings: DemoSettings, model_dir: str) -> Path:
     """``OUT/report.md`` with its plots: the task, the results next to the baseline, each stage."""
-    from bertforge.evaluation.metrics import plot_learning_curves
+    from bertforge.evaluation.plots import plot_learning_curves
     from bertforge.files import write_text_atomically
 
     out = demo.out

@@ -17,13 +17,15 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from bertforge.io.model_dir import load_pretrained, resolve_model_dir
+from bertforge.io.load import load_pretrained
+from bertforge.io.model_dir import resolve_model_dir
 from bertforge.errors import BertforgeError
 from bertforge.files import replacing, write_text_atomically
 from bertforge.apps.inference import run_batched
 from bertforge.model.layer import mean_pool
 from bertforge.text.long_text import LongText, combine, encode_windows
-from bertforge.model.bert import BertModel, check_vocabulary
+from bertforge.model.bert import BertModel
+from bertforge.model.config import check_vocabulary
 from bertforge.text.tokenizer import Tokenizer
 
 POOLINGS = ("mean", "cls", "pooled")

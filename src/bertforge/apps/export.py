@@ -1,4 +1,4 @@
-"""Export a fine-tuned classifier as one deployable ONNX folder, checked on the way out.
+"""Export a fine-tuned model as one deployable ONNX folder, checked on the way out.
 
 The folder holds ``model.onnx`` (encoder and head, fp32 or dynamically quantized
 int8), the tokenizer files, ``config.json`` and ``bertforge.json`` (labels, task,
@@ -6,7 +6,7 @@ max length, and what the export check measured). Before the folder appears, the
 exported graph runs on a sample of texts next to the PyTorch model: the largest
 logit difference and the share of equal predictions are recorded, and an export
 that misses ``tolerance`` (fp32) or ``min_agreement`` (int8) is not written.
-``Classifier.load`` and ``bertforge predict`` / ``evaluate`` open the folder and
+``Predictor.load`` and ``bertforge predict`` / ``evaluate`` open the folder and
 run it through ONNX Runtime.
 """
 
@@ -25,50 +25,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from bertforge.apps.classifier import Classifier
-from bertforge.data.labeled import read_texts
+from bertforge.apps.predictor import Predictor
 from bertforge.errors import BertforgeError
 from bertforge.files import replacing_folder, write_text_atomically
-from bertforge.model.bert import BertForSequenceClassification, TokenLayout
 from bertforge.io.onnx import INPUT_NAMES, ONNX_FILE, OUTPUT_NAME, OnnxClassifierModel, require
+from bertforge.text.features import convert_examples_to_features
 
 SAMPLE_SIZE = 500
 DEFAULT_OPSET = 18
 DEFAULT_TOLERANCE = 1e-4
 DEFAULT_MIN_AGREEMENT = 0.98
-
-
-class ExportableClassifier(nn.Module):
-    """The classifier's forward on padded batches, with no branch that depends on the data.
-
-    The training and inference paths drop padding tokens with index lists built
-    from the mask, which fixes shapes a graph must keep open; here attention reads
-    the mask instead, so one graph serves every batch size and length. The last
-    layer still runs for [CLS] alone, as the PyTorch path does.
-
-    >>> from bertforge.model.config import BertConfig
-    >>> config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-    ...                     intermediate_size=32, id2label={0: "a", 1: "b"})
-    >>> model = BertForSequenceClassification(config).eval()
-    >>> ids = torch.tensor([[2, 7, 9, 3], [2, 5, 3, 0]])
-    >>> mask, segments = (ids != 0).long(), torch.zeros_like(ids)
-    >>> bool(torch.allclose(ExportableClassifier(model)(ids, mask, segments), model(ids, mask, segments).logits, atol=1e-6))
-    True
-    """
-
-    def __init__(self, model: BertForSequenceClassification):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor):
-        bert = self.model.bert
-        batch, length = input_ids.shape
-        layout = TokenLayout(batch, length, None, attention_mask.bool()[:, None, None, :])
-        tokens = bert.embeddings(input_ids, token_type_ids, layout)
-        first_tokens = bert.encoder(tokens, layout, first_token_only=True)
-        return self.model.classifier(bert.pooler(first_tokens))
 
 
 @dataclass
@@ -107,24 +74,24 @@ def export_onnx(model: str | os.PathLike, out: str | os.PathLike, *, int8: bool 
     source = Path(model)
     out = Path(out)
     _check_destination(out, overwrite)
-    classifier = Classifier.load(source, device="cpu")
-    if not isinstance(classifier.model, BertForSequenceClassification):
+    predictor = Predictor.load(source, device="cpu")
+    if isinstance(predictor.model, OnnxClassifierModel):
         raise BertforgeError(f"{source}: is already an exported ONNX folder; export the PyTorch model directory")
-    texts, pairs, origin = _sample_texts(classifier, sample, text_column)
+    texts, pairs, origin = _sample_texts(predictor, sample, text_column)
 
     with replacing_folder(out) as staging:
         graph = staging / ONNX_FILE
-        _export_graph(classifier, graph, opset)
+        _export_graph(predictor, graph, opset)
         if int8:
             _quantize(graph)
-        check = _compare(classifier, OnnxClassifierModel(graph), texts, pairs, origin, "int8" if int8 else "fp32")
+        check = _compare(predictor, OnnxClassifierModel(graph), texts, pairs, origin, "int8" if int8 else "fp32")
         if not int8 and check.max_abs_logit_diff > tolerance:
             raise BertforgeError(f"export check failed: {check.summary()}, above the tolerance {tolerance:g}; "
                                  "nothing was written (report this model: the graph does not match)")
         if int8 and check.prediction_agreement < min_agreement:
             raise BertforgeError(f"export check failed: {check.summary()}, below --min-agreement "
                                  f"{min_agreement:g}; nothing was written: export fp32, or lower --min-agreement")
-        _write_companions(classifier, source, staging, check, opset)
+        _write_companions(predictor, source, staging, check, opset)
     return check
 
 
@@ -142,29 +109,29 @@ def _check_destination(out: Path, overwrite: bool) -> None:
             raise BertforgeError(f"{out}: holds an earlier export; pass --overwrite to replace it")
 
 
-def _sample_texts(classifier: Classifier, sample, text_column) -> tuple[list[str], list[str] | None, str]:
+def _sample_texts(predictor: Predictor, sample, text_column) -> tuple[list[str], list[str] | None, str]:
     """Texts for the check: the given file, else the training file, else random words."""
-    columns = classifier.columns or {}
+    columns = predictor.columns or {}
     if sample is not None:
         path = Path(sample)
         if not path.is_file():
             raise BertforgeError(f"{sample}: not found; pass a file of texts for --sample")
     else:
-        train = (classifier.metadata.get("settings") or {}).get("train")
+        train = (predictor.metadata.get("settings") or {}).get("train")
         path = Path(train) if train and Path(train).is_file() else None
     if path is not None:
-        data = read_texts(str(path), text_column=text_column or columns.get("text_column"),
-                          text_pair_column=columns.get("text_pair_column"))
-        if data.texts:
-            picks = np.linspace(0, len(data.texts) - 1, min(SAMPLE_SIZE, len(data.texts))).round().astype(int)
+        texts, pairs = predictor.task.texts(predictor.task.read_unlabeled(str(path), {
+            "text_column": text_column or columns.get("text_column"),
+            "text_pair_column": columns.get("text_pair_column")}))
+        if texts:
+            picks = np.linspace(0, len(texts) - 1, min(SAMPLE_SIZE, len(texts))).round().astype(int)
             picks = sorted(set(picks.tolist()))
-            pairs = None if data.text_pairs is None else [data.text_pairs[i] for i in picks]
-            return [data.texts[i] for i in picks], pairs, path.name
-    return _random_word_texts(classifier, SAMPLE_SIZE), None, "random vocabulary words"
+            return [texts[i] for i in picks], None if pairs is None else [pairs[i] for i in picks], path.name
+    return _random_word_texts(predictor, SAMPLE_SIZE), None, "random vocabulary words"
 
 
-def _random_word_texts(classifier: Classifier, count: int) -> list[str]:
-    words = [token for token in classifier.tokenizer.vocab
+def _random_word_texts(predictor: Predictor, count: int) -> list[str]:
+    words = [token for token in predictor.tokenizer.vocab
              if token.isalpha() and not token.startswith("[") and not token.startswith("##")]
     if not words:
         raise BertforgeError("the tokenizer has no whole-word entries to build check texts from; pass --sample FILE")
@@ -173,17 +140,16 @@ def _random_word_texts(classifier: Classifier, count: int) -> list[str]:
     return [" ".join(generator.choice(words, size=int(generator.integers(3, 40)))) for _ in range(count)]
 
 
-def _export_graph(classifier: Classifier, path: Path, opset: int) -> None:
+def _export_graph(predictor: Predictor, path: Path, opset: int) -> None:
     """Trace the padded forward once with open batch and length axes; one self-contained file."""
     require("onnxscript", "bertforge export")
-    wrapper = ExportableClassifier(classifier.model).eval()
+    wrapper = predictor.task.exportable(predictor.model).eval()
     # Two rows of eight: sizes of 0 or 1 would be fixed into the graph as constants.
-    example = classifier.tokenizer.encode_batch(["an example text to trace the model with", "a second one"],
-                                                max_length=8, padding="max_length")
-    args = tuple(torch.as_tensor(example[name], dtype=torch.long)
-                 for name in ("input_ids", "input_mask", "segment_ids"))
+    example = convert_examples_to_features(
+        predictor.tokenizer, ["an example text to trace the model with", "a second one"], max_seq_length=8)
+    args = tuple(torch.as_tensor(array, dtype=torch.long) for array in example[:3])
     batch = torch.export.Dim("batch")
-    length = torch.export.Dim("length", max=classifier.model.config.max_position_embeddings)
+    length = torch.export.Dim("length", max=predictor.model.config.max_position_embeddings)
     axes = {name: {0: batch, 1: length} for name in INPUT_NAMES}
     exporter_log = logging.getLogger("torch.onnx")
     level = exporter_log.level
@@ -220,43 +186,32 @@ def _quantize(path: Path) -> None:
     prepared.unlink()
 
 
-def _compare(classifier: Classifier, exported: OnnxClassifierModel, texts: list[str], pairs: list[str] | None,
+def _compare(predictor: Predictor, exported: OnnxClassifierModel, texts: list[str], pairs: list[str] | None,
              origin: str, precision: str) -> ExportCheck:
-    expected = classifier.scores(texts, pairs)
+    expected = predictor.scores(texts, pairs)
     # The same reading of long texts and the same threshold as the model being exported.
-    got = Classifier(exported, classifier.tokenizer, classifier.encoder, classifier.max_seq_length,
-                     threshold=classifier.threshold, long_text=classifier.long_text).scores(texts, pairs)
+    got = Predictor(exported, predictor.tokenizer, predictor.task, predictor.max_seq_length,
+                    long_text=predictor.long_text).scores(texts, pairs)
     if got.shape != expected.shape:
         raise BertforgeError(f"export check failed: the graph gives {got.shape[1:]} outputs per text, "
                              f"the model {expected.shape[1:]}")
-    agreement = _agreement(classifier, expected, got)
+    agreement = predictor.task.export_agreement(expected, got)
     return ExportCheck(origin, len(texts), float(np.abs(got - expected).max()) if len(texts) else 0.0,
                        agreement, precision)
 
 
-def _agreement(classifier: Classifier, expected: np.ndarray, got: np.ndarray) -> float:
-    """Share of texts whose predicted label is the same (within 1e-3 for regression)."""
-    if len(expected) == 0:
-        return 1.0
-    if classifier.encoder.task == "regression":
-        return float(np.mean(np.abs(got - expected).max(axis=1) <= 1e-3))
-    before = [row["label"] for row in classifier.describe(expected)]
-    after = [row["label"] for row in classifier.describe(got)]
-    return float(np.mean([a == b for a, b in zip(before, after)]))
-
-
-def _write_companions(classifier: Classifier, source: Path, staging: Path, check: ExportCheck, opset: int) -> None:
-    classifier.tokenizer.save(staging)
+def _write_companions(predictor: Predictor, source: Path, staging: Path, check: ExportCheck, opset: int) -> None:
+    predictor.tokenizer.save(staging)
     config = source / "config.json"
     if config.is_file():
         shutil.copyfile(config, staging / "config.json")
-    metadata: dict[str, Any] = dict(classifier.metadata)
-    metadata.setdefault("task", classifier.encoder.task)
-    metadata.setdefault("label_encoder", classifier.encoder.to_dict())
-    metadata.setdefault("max_seq_length", classifier.max_seq_length)
+    metadata: dict[str, Any] = dict(predictor.metadata)
+    for key, value in predictor.task.metadata().items():
+        metadata.setdefault(key, value)
+    metadata.setdefault("max_seq_length", predictor.max_seq_length)
     metadata["export"] = {"format": "onnx", "file": ONNX_FILE, "opset": opset, "inputs": list(INPUT_NAMES),
                           "source": source.name, "check": asdict(check)}
     write_text_atomically(staging / "bertforge.json", json.dumps(metadata, indent=2, ensure_ascii=False) + "\n")
 
 
-__all__ = ["ExportCheck", "ExportableClassifier", "export_onnx"]
+__all__ = ["ExportCheck", "export_onnx"]

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from bertforge.io.model_dir import load_pretrained
+from bertforge.io.load import load_pretrained
 from bertforge.errors import BertforgeError
-from bertforge.model.bert import BertForMaskedLM
+from bertforge.model.heads import BertForMaskedLM
 from bertforge.text.tokenizer import Tokenizer
 
 

@@ -25,7 +25,8 @@ from bertforge.model.config import BertConfig
 from bertforge.data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary
 from bertforge.data.shards import build_shards
 from bertforge.errors import BertforgeError
-from bertforge.model.bert import BertForMaskedLM, BertForPreTraining, IGNORE_INDEX
+from bertforge.constants import IGNORE_INDEX
+from bertforge.model.heads import BertForMaskedLM, BertForPreTraining
 from bertforge.text.tokenizer import Tokenizer
 from bertforge.training import distributed
 from bertforge.training.loop import TrainingArguments, TrainingLoop

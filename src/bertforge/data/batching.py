@@ -3,7 +3,7 @@
 Texts of similar length go in the same batch, and each batch is cut to its own
 longest sequence (dynamic padding) instead of a fixed ``max_seq_length``. For short
 texts such as questions or SMS this removes most of the work; the encoder's
-unpadding (``padding.py``) removes the rest.
+unpadding (``model/layout.py``) removes the rest.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from bertforge.errors import BertforgeError
-from bertforge.model.bert import IGNORE_INDEX
+from bertforge.constants import IGNORE_INDEX
 from bertforge.model.layout import TokenSelection, Unpadding
 from bertforge.data.shards import Shard, ShardSet
 

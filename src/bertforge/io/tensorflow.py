@@ -1,23 +1,13 @@
-"""TensorFlow BERT checkpoints to a standard model directory.
+"""TensorFlow BERTs to standard names: Google checkpoints, TF Hub modules, SavedModels.
 
-Three layouts are read:
+The layouts, and the TensorFlow readers used here, are in ``bertforge.text.tensorflow_vocab``;
+the weight-name maps are ``GOOGLE_TF_NAMES`` and ``MODEL_GARDEN_TF_NAMES`` below. TensorFlow
+(the ``tensorflow`` extra) is imported only when a checkpoint is read, and a SavedModel's graph
+is never executed: its variables are found through the object graph stored beside them.
+``read_tensorflow_model`` converts in memory; ``convert`` writes a standard model directory.
 
-- Google's original release: a folder with ``bert_config.json``, ``vocab.txt`` and
-  ``bert_model.ckpt.{index,data-*}`` (TF1 names ``bert/encoder/layer_N/...``, ``cls/...``);
-- TF Hub TF1 modules: ``tfhub_module.pb``, ``saved_model.pb``, ``variables/`` and
-  ``assets/vocab.txt``; the module's ``tokenization_info`` signature names the
-  vocabulary and says whether to lower-case;
-- TF2 SavedModels of the TF Model Garden's ``BertEncoder`` (TF Hub's ``bert_en_*``
-  encoders), whose ``vocab_file`` asset and ``do_lower_case`` variable say the same.
-
-The weight-name maps are ``GOOGLE_TF_NAMES`` and ``MODEL_GARDEN_TF_NAMES`` in
-``checkpoints.py``. TensorFlow (the ``tensorflow`` extra) reads the files; it is
-imported only when a conversion runs, and a SavedModel's graph is never executed:
-its variables are found through the object graph stored beside them.
-
->>> import tempfile
->>> tensorflow_layout(tempfile.mkdtemp()) is None      # an empty folder is no TF model
-True
+>>> tensorflow_name_to_standard("bert/pooler/dense/kernel", GOOGLE_TF_NAMES)
+('bert.pooler.dense.weight', 'kernel')
 """
 
 from __future__ import annotations
@@ -32,26 +22,132 @@ from typing import Callable
 import numpy as np
 import torch
 
-from bertforge.io.model_dir import (GOOGLE_TF_NAMES, MODEL_GARDEN_TF_NAMES, WEIGHT_FILES, LoadReport, load_state,
-                          save_pretrained, standard_name_to_tensorflow, tensorflow_name_to_standard)
-from bertforge.model.config import BertConfig
 from bertforge.errors import BertforgeError
 from bertforge.files import replacing_folder
-from bertforge.model.bert import (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel,
-                    PreTrainedBert)
+from bertforge.io.model_dir import LoadReport, load_state, save_pretrained
+from bertforge.model.bert import BertModel, PreTrainedBert
+from bertforge.model.heads import BertForMaskedLM, BertForPreTraining, BertForSequenceClassification
+from bertforge.model.config import BertConfig
+from bertforge.text.tensorflow_vocab import (LAYOUT_NAMES, SavedModelGraphs, TensorFlowCheckpoint,
+                                             chosen_lower_case, chosen_vocab_file, declared_tokenization,
+                                             google_checkpoint, import_tensorflow, tensorflow_folder,
+                                             tensorflow_layout, tensorflow_source)
+from bertforge.text.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
-LAYOUT_NAMES = {
-    "google": "Google BERT checkpoint",
-    "tf1-hub": "TF Hub TF1 module",
-    "tf2-saved-model": "TF2 SavedModel",
-}
-INSTALL_HINT = "pip install 'bertforge[tensorflow]'"
 # Optimizer slots and counters that fine-tuned checkpoints carry beside the weights.
 TRAINING_STATE = re.compile(r"(^|/)(global_step|adam_[mv]|Adam(_\d+)?|beta[12]_power|Momentum"
                             r"|_CHECKPOINTABLE_OBJECT_GRAPH)$")
 BACKBONE = ("bert.embeddings.", "bert.encoder.")
+
+
+# -- TensorFlow layouts -----------------------------------------------------------------
+#
+# Each entry pairs a TensorFlow variable name with its standard name and says how the
+# array is laid out: "" as is, "kernel" a dense (in, out) matrix to transpose, and the
+# TF Model Garden's per-head attention arrays: "heads_in" (hidden, heads, head_dim),
+# "heads_out" (heads, head_dim, hidden), "heads_bias" (heads, head_dim).
+# {n} is a layer number, {qkv} one of query/key/value.
+
+
+def _dense(tf_name: str, name: str, kernel: str = "kernel", bias: str = "") -> list[tuple[str, str, str]]:
+    return [(f"{tf_name}/kernel", f"{name}.weight", kernel), (f"{tf_name}/bias", f"{name}.bias", bias)]
+
+
+def _norm(tf_name: str, name: str) -> list[tuple[str, str, str]]:
+    return [(f"{tf_name}/gamma", f"{name}.weight", ""), (f"{tf_name}/beta", f"{name}.bias", "")]
+
+
+# Google's original release (modeling.py, run_pretraining.py, run_classifier.py) and
+# the TF1 Hub modules made from it.
+GOOGLE_TF_NAMES: list[tuple[str, str, str]] = [
+    ("bert/embeddings/word_embeddings", "bert.embeddings.word_embeddings.weight", ""),
+    ("bert/embeddings/position_embeddings", "bert.embeddings.position_embeddings.weight", ""),
+    ("bert/embeddings/token_type_embeddings", "bert.embeddings.token_type_embeddings.weight", ""),
+    *_norm("bert/embeddings/LayerNorm", "bert.embeddings.LayerNorm"),
+    *_dense("bert/encoder/layer_{n}/attention/self/{qkv}", "bert.encoder.layer.{n}.attention.self.{qkv}"),
+    *_dense("bert/encoder/layer_{n}/attention/output/dense", "bert.encoder.layer.{n}.attention.output.dense"),
+    *_norm("bert/encoder/layer_{n}/attention/output/LayerNorm", "bert.encoder.layer.{n}.attention.output.LayerNorm"),
+    *_dense("bert/encoder/layer_{n}/intermediate/dense", "bert.encoder.layer.{n}.intermediate.dense"),
+    *_dense("bert/encoder/layer_{n}/output/dense", "bert.encoder.layer.{n}.output.dense"),
+    *_norm("bert/encoder/layer_{n}/output/LayerNorm", "bert.encoder.layer.{n}.output.LayerNorm"),
+    *_dense("bert/pooler/dense", "bert.pooler.dense"),
+    *_dense("cls/predictions/transform/dense", "cls.predictions.transform.dense"),
+    *_norm("cls/predictions/transform/LayerNorm", "cls.predictions.transform.LayerNorm"),
+    ("cls/predictions/output_bias", "cls.predictions.bias", ""),
+    # Stored (out, in) already: modeling.py multiplies with transpose_b=True.
+    ("cls/seq_relationship/output_weights", "cls.seq_relationship.weight", ""),
+    ("cls/seq_relationship/output_bias", "cls.seq_relationship.bias", ""),
+    ("output_weights", "classifier.weight", ""),  # run_classifier.py's fine-tuned head
+    ("output_bias", "classifier.bias", ""),
+]
+
+# TF2 SavedModels of the TF Model Garden's BertEncoder (TF Hub's bert_en_* encoders).
+MODEL_GARDEN_TF_NAMES: list[tuple[str, str, str]] = [
+    ("word_embeddings/embeddings", "bert.embeddings.word_embeddings.weight", ""),
+    ("position_embedding/embeddings", "bert.embeddings.position_embeddings.weight", ""),
+    ("type_embeddings/embeddings", "bert.embeddings.token_type_embeddings.weight", ""),
+    *_norm("embeddings/layer_norm", "bert.embeddings.LayerNorm"),
+    *_dense("transformer/layer_{n}/self_attention/{qkv}", "bert.encoder.layer.{n}.attention.self.{qkv}",
+            "heads_in", "heads_bias"),
+    *_dense("transformer/layer_{n}/self_attention/attention_output",
+            "bert.encoder.layer.{n}.attention.output.dense", "heads_out"),
+    # The same weight as spelled by earlier Model Garden releases.
+    *_dense("transformer/layer_{n}/self_attention_output", "bert.encoder.layer.{n}.attention.output.dense",
+            "heads_out"),
+    *_norm("transformer/layer_{n}/self_attention_layer_norm", "bert.encoder.layer.{n}.attention.output.LayerNorm"),
+    *_dense("transformer/layer_{n}/intermediate", "bert.encoder.layer.{n}.intermediate.dense"),
+    *_dense("transformer/layer_{n}/output", "bert.encoder.layer.{n}.output.dense"),
+    *_norm("transformer/layer_{n}/output_layer_norm", "bert.encoder.layer.{n}.output.LayerNorm"),
+    *_dense("pooler_transform", "bert.pooler.dense"),
+    *_dense("cls/predictions/transform/dense", "cls.predictions.transform.dense"),
+    *_norm("cls/predictions/transform/LayerNorm", "cls.predictions.transform.LayerNorm"),
+    ("cls/predictions/output_bias", "cls.predictions.bias", ""),
+    ("cls/predictions/output_bias/bias", "cls.predictions.bias", ""),
+]
+
+_PLACEHOLDERS = {"n": r"\d+", "qkv": "query|key|value"}
+
+
+def _template_pattern(template: str) -> re.Pattern:
+    pattern = re.escape(template)
+    for key, values in _PLACEHOLDERS.items():
+        pattern = pattern.replace(re.escape("{" + key + "}"), f"(?P<{key}>{values})")
+    return re.compile(pattern)  # re keeps compiled patterns cached
+
+
+def tensorflow_name_to_standard(tf_name: str, table: list[tuple[str, str, str]]) -> tuple[str, str] | None:
+    """The standard name of a TensorFlow variable and how its array is laid out, or None.
+
+    >>> tensorflow_name_to_standard("bert/encoder/layer_3/attention/self/key/kernel", GOOGLE_TF_NAMES)
+    ('bert.encoder.layer.3.attention.self.key.weight', 'kernel')
+    >>> tensorflow_name_to_standard("transformer/layer_0/self_attention/query/kernel", MODEL_GARDEN_TF_NAMES)
+    ('bert.encoder.layer.0.attention.self.query.weight', 'heads_in')
+    >>> tensorflow_name_to_standard("global_step", GOOGLE_TF_NAMES) is None
+    True
+    """
+    for template, name, how in table:
+        match = _template_pattern(template).fullmatch(tf_name)
+        if match:
+            return name.format(**match.groupdict()), how
+    return None
+
+
+def standard_name_to_tensorflow(name: str, table: list[tuple[str, str, str]]) -> str | None:
+    """The TensorFlow variable a standard weight comes from (the first spelling), or None.
+
+    >>> standard_name_to_tensorflow("bert.encoder.layer.2.output.LayerNorm.weight", GOOGLE_TF_NAMES)
+    'bert/encoder/layer_2/output/LayerNorm/gamma'
+    """
+    for tf_name, standard, _ in table:
+        match = _template_pattern(standard).fullmatch(name)
+        if match:
+            return tf_name.format(**match.groupdict())
+    return None
+
+
+# -- reading -----------------------------------------------------------------------------
 
 
 @dataclass
@@ -76,123 +172,9 @@ class TensorFlowModel:
                 else BertForMaskedLM
         return BertModel
 
-    def tokenizer(self):
-        from bertforge.text.tokenizer import Tokenizer
-
+    def tokenizer(self) -> Tokenizer:
+        """The tokenizer over the checkpoint's vocabulary, with its lower-casing."""
         return Tokenizer.from_pretrained(self.vocab_file, do_lower_case=self.do_lower_case)
-
-
-@dataclass
-class Conversion:
-    """What ``convert`` wrote and what did not fit."""
-
-    out: Path
-    layout: str
-    model_class: str
-    config: BertConfig
-    do_lower_case: bool
-    report: LoadReport
-    unused: list[str]
-
-    def summary(self) -> str:
-        c = self.config
-        lines = [
-            f"converted {LAYOUT_NAMES[self.layout]} -> {self.out} ({self.model_class}: {c.num_hidden_layers} layers, "
-            f"hidden {c.hidden_size}, heads {c.num_attention_heads}, vocab {c.vocab_size}, "
-            f"lower-case {'yes' if self.do_lower_case else 'no'})",
-        ]
-        lines.append(f"not found in the checkpoint, newly initialised: {', '.join(self.report.missing)}"
-                     if self.report.missing else "every weight of the model was found")
-        if self.unused:
-            lines.append(f"not used from the checkpoint: {', '.join(self.unused)}")
-        return "\n".join(lines)
-
-
-# -- finding the layout (no TensorFlow needed) -------------------------------------------
-
-
-def tensorflow_source(path: str | os.PathLike) -> Path | None:
-    """The folder of a TensorFlow BERT given as a folder, one of its files or a checkpoint prefix."""
-    path = Path(path).expanduser()
-    if path.is_file():
-        path = path.parent
-    elif not path.exists() and Path(f"{path}.index").is_file():
-        path = path.parent  # .../bert_model.ckpt, the prefix TensorFlow itself takes
-    return path if tensorflow_layout(path) else None
-
-
-def tensorflow_layout(directory: str | os.PathLike) -> str | None:
-    """``"google"``, ``"tf1-hub"``, ``"tf2-saved-model"``, or None for anything else
-    (a folder that already holds standard weights included)."""
-    directory = Path(directory)
-    if not directory.is_dir() or any((directory / name).is_file() for name in WEIGHT_FILES):
-        return None
-    if (directory / "tfhub_module.pb").is_file():
-        return "tf1-hub"
-    if (directory / "saved_model.pb").is_file():
-        return "tf2-saved-model"
-    if (directory / "bert_config.json").is_file() and _google_checkpoint(directory) is not None:
-        return "google"
-    return None
-
-
-def _google_checkpoint(directory: Path) -> Path | None:
-    """The checkpoint prefix: ``bert_model.ckpt``, the one the ``checkpoint`` file names, or the only one."""
-    if (directory / "bert_model.ckpt.index").is_file():
-        return directory / "bert_model.ckpt"
-    state = directory / "checkpoint"
-    if state.is_file():
-        named = re.search(r'^model_checkpoint_path:\s*"([^"]+)"', state.read_text(errors="replace"), re.M)
-        if named and Path(directory / f"{named.group(1)}.index").is_file():
-            return directory / named.group(1)
-    indexes = sorted(directory.glob("*.index"))
-    return indexes[0].with_suffix("") if len(indexes) == 1 else None
-
-
-# -- reading ------------------------------------------------------------------------------
-
-
-def _tensorflow(source: Path):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
-    try:
-        import tensorflow as tf
-    except ImportError:
-        raise BertforgeError(
-            f"{source}: reading a TensorFlow checkpoint needs the tensorflow extra: {INSTALL_HINT}"
-        ) from None
-    return tf
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-class _Checkpoint:
-    """A TensorFlow checkpoint whose failures become one-line errors."""
-
-    def __init__(self, tf, prefix: Path, shown: Path):
-        self.shown = shown
-        try:
-            self.reader = tf.train.load_checkpoint(str(prefix))
-            self.shapes = self.reader.get_variable_to_shape_map()
-        except Exception as error:  # DataLossError, NotFoundError...: the same fix for the user
-            raise BertforgeError(
-                f"{shown}: cannot read the TensorFlow checkpoint ({_first_line(error)}); "
-                "the file is damaged or incomplete: fetch it again"
-            ) from None
-
-    def variables(self) -> list[tuple[str, Callable[[], np.ndarray]]]:
-        return [(key, lambda key=key: self.get(key)) for key in self.shapes]
-
-    def get(self, key: str) -> np.ndarray:
-        try:
-            return np.asarray(self.reader.get_tensor(key))
-        except Exception as error:
-            raise BertforgeError(
-                f"{self.shown}: cannot read variable {key} ({_first_line(error)}); "
-                "the data file is damaged or incomplete: fetch it again"
-            ) from None
 
 
 def _arrange(array: np.ndarray, how: str, tf_name: str, shown: Path) -> torch.Tensor:
@@ -245,126 +227,23 @@ def _standard_weights(variables: list[tuple[str, Callable[[], np.ndarray]]], tab
 
 
 def _read_google(tf, directory: Path):
-    prefix = _google_checkpoint(directory)
+    prefix = google_checkpoint(directory)
     shown = Path(f"{prefix}.index")
-    checkpoint = _Checkpoint(tf, prefix, shown)
+    checkpoint = TensorFlowCheckpoint(tf, prefix, shown)
     state, unused, raw_shapes = _standard_weights(checkpoint.variables(), GOOGLE_TF_NAMES, shown,
                                                   strip_prefixes=False)
     return shown, state, unused, raw_shapes
-
-
-def _saved_model_proto(directory: Path):
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    path = directory / "saved_model.pb"
-    proto = saved_model_pb2.SavedModel()
-    try:
-        proto.ParseFromString(path.read_bytes())
-    except Exception as error:
-        raise BertforgeError(f"{path}: not a SavedModel ({_first_line(error)}); the file is damaged: fetch it again") \
-            from None
-    if not proto.meta_graphs:
-        raise BertforgeError(f"{path}: the SavedModel holds no graph; the file is damaged: fetch it again")
-    return proto
-
-
-def _asset_files(meta) -> dict[str, str]:
-    """Tensor name -> asset file name, from the SavedModel's table and TF Hub's collection."""
-    from tensorflow.core.protobuf import meta_graph_pb2
-
-    files = {asset.tensor_info.name: asset.filename for asset in meta.asset_file_def}
-    collection = meta.collection_def.get("saved_model_assets")
-    if collection is not None:
-        for packed in collection.any_list.value:
-            asset = meta_graph_pb2.AssetFileDef()
-            if packed.Unpack(asset):
-                files.setdefault(asset.tensor_info.name, asset.filename)
-    return files
-
-
-def _constant(tf, graph_def, tensor_name: str):
-    """The value of a constant tensor in a graph (through Identity ops), or None."""
-    nodes = {node.name: node for node in graph_def.node}
-    node = nodes.get(tensor_name.split(":")[0])
-    while node is not None and node.op in ("Identity", "StopGradient") and node.input:
-        node = nodes.get(node.input[0].lstrip("^").split(":")[0])
-    if node is None or node.op != "Const":
-        return None, None
-    return tf.make_ndarray(node.attr["value"].tensor), node.name + ":0"
-
-
-def _tf1_hub_tokenization(tf, directory: Path):
-    """The vocabulary file and lower-casing a TF Hub module declares (either may be None)."""
-    proto = _saved_model_proto(directory)
-    metas = [meta for meta in proto.meta_graphs if "tokenization_info" in meta.signature_def]
-    vocab_file = do_lower_case = None
-    if not metas:
-        log.warning("%s: no tokenization_info signature; using assets/vocab.txt", directory)
-        return vocab_file, do_lower_case
-    # The inference graph (no tags) before the training one ({"train"}).
-    meta = min(metas, key=lambda m: len(m.meta_info_def.tags))
-    outputs = meta.signature_def["tokenization_info"].outputs
-    assets = _asset_files(meta)
-    if "vocab_file" in outputs:
-        value, const_name = _constant(tf, meta.graph_def, outputs["vocab_file"].name)
-        filename = assets.get(outputs["vocab_file"].name) or assets.get(const_name)
-        if filename is None and value is not None:
-            filename = os.path.basename(value.item().decode("utf-8"))
-        if filename:
-            vocab_file = directory / "assets" / filename
-    if "do_lower_case" in outputs:
-        value, _ = _constant(tf, meta.graph_def, outputs["do_lower_case"].name)
-        do_lower_case = None if value is None else bool(value)
-    return vocab_file, do_lower_case
 
 
 def _read_tf1_hub(tf, directory: Path):
     shown = directory / "variables" / "variables.index"
-    checkpoint = _Checkpoint(tf, directory / "variables" / "variables", shown)
+    checkpoint = TensorFlowCheckpoint(tf, directory / "variables" / "variables", shown)
     state, unused, raw_shapes = _standard_weights(checkpoint.variables(), GOOGLE_TF_NAMES, shown,
                                                   strip_prefixes=False)
     return shown, state, unused, raw_shapes
 
 
-class _SavedModelGraphs:
-    """A TF2 SavedModel's object graph beside its checkpoint's: both name the same
-    objects, the first with variable names, the second with checkpoint keys."""
-
-    def __init__(self, tf, directory: Path):
-        from tensorflow.core.protobuf import trackable_object_graph_pb2
-
-        proto = _saved_model_proto(directory)
-        self.meta = proto.meta_graphs[0]
-        self.objects = self.meta.object_graph_def
-        self.shown = directory / "variables" / "variables.index"
-        self.checkpoint = _Checkpoint(tf, directory / "variables" / "variables", self.shown)
-        if "_CHECKPOINTABLE_OBJECT_GRAPH" not in self.checkpoint.shapes or not self.objects.nodes:
-            raise BertforgeError(f"{directory / 'saved_model.pb'}: a TF1 SavedModel that is not a TF Hub module "
-                                 "(no tfhub_module.pb, no TF2 object graph); pass the Google checkpoint folder it "
-                                 "was exported from")
-        self.stored = trackable_object_graph_pb2.TrackableObjectGraph()
-        self.stored.ParseFromString(self.checkpoint.get("_CHECKPOINTABLE_OBJECT_GRAPH").item())
-        self.root = {child.local_name: child.node_id for child in self.objects.nodes[0].children}
-        self.stored_root = {child.local_name: self.stored.nodes[child.node_id]
-                            for child in self.stored.nodes[0].children}
-
-
-def _tf2_tokenization(graphs: _SavedModelGraphs, directory: Path):
-    """The vocabulary asset and lower-casing variable a Model Garden encoder keeps (either may be None)."""
-    vocab_file = do_lower_case = None
-    root, nodes = graphs.root, graphs.objects.nodes
-    if "vocab_file" in root and nodes[root["vocab_file"]].WhichOneof("kind") == "asset":
-        index = nodes[root["vocab_file"]].asset.asset_file_def_index
-        vocab_file = directory / "assets" / graphs.meta.asset_file_def[index].filename
-    if "do_lower_case" in graphs.stored_root:
-        value = [a.checkpoint_key for a in graphs.stored_root["do_lower_case"].attributes
-                 if a.name == "VARIABLE_VALUE"]
-        if value:
-            do_lower_case = bool(graphs.checkpoint.get(value[0]))
-    return vocab_file, do_lower_case
-
-
-def _read_tf2_saved_model(graphs: _SavedModelGraphs):
+def _read_tf2_saved_model(graphs: SavedModelGraphs):
     objects, graph, root, checkpoint = graphs.objects, graphs.stored, graphs.root, graphs.checkpoint
     # Walk both object graphs from the root by child name, as TensorFlow restores them:
     # the SavedModel knows each variable's name, the checkpoint its key.
@@ -390,7 +269,7 @@ def _read_tf2_saved_model(graphs: _SavedModelGraphs):
     return graphs.shown, state, unused, raw_shapes
 
 
-# -- config, vocabulary, lower-casing ----------------------------------------------------
+# -- config and checks ------------------------------------------------------------------
 
 
 def _inferred_config(state, raw_shapes, directory: Path, shown: Path, heads: int | None) -> BertConfig:
@@ -425,17 +304,6 @@ def _inferred_config(state, raw_shapes, directory: Path, shown: Path, heads: int
     )
 
 
-def _vocab_lower_cases(vocab: dict[str, int]) -> bool:
-    """Guess from the vocabulary: an uncased one has (almost) no capital letters.
-
-    >>> _vocab_lower_cases({"[CLS]": 0, "the": 1, "cat": 2}), _vocab_lower_cases({"The": 0, "cat": 1})
-    (True, False)
-    """
-    tokens = [t for t in vocab if not (t.startswith("[") and t.endswith("]"))]
-    capitals = sum(any(ch.isupper() for ch in token) for token in tokens)
-    return capitals <= 0.01 * max(len(tokens), 1)
-
-
 def _check_complete(config: BertConfig, state, shown: Path, table) -> None:
     """Every encoder weight must be there; name the TF variables that are not."""
     with torch.device("meta"):
@@ -452,84 +320,6 @@ def _check_complete(config: BertConfig, state, shown: Path, table) -> None:
         )
 
 
-def _folder(path: str | os.PathLike) -> Path:
-    directory = tensorflow_source(path)
-    if directory is None:
-        raise BertforgeError(
-            f"{path}: not a TensorFlow BERT folder; pass a folder with bert_config.json and bert_model.ckpt.*, "
-            "a TF Hub module (tfhub_module.pb) or a TF2 SavedModel (saved_model.pb)"
-        )
-    return directory
-
-
-def _declared_tokenization(directory: Path, layout: str, graphs: _SavedModelGraphs | None = None):
-    """The vocabulary file a folder names (or its usual place) and the lower-casing it
-    declares (None: not declared). Reads no weights: only the graph and, for a TF2
-    SavedModel, its one ``do_lower_case`` variable."""
-    if layout == "google":  # Google's folders declare nothing; vocab.txt sits beside the checkpoint
-        return directory / "vocab.txt", None
-    tf = _tensorflow(directory)
-    if layout == "tf1-hub":
-        vocab, lower = _tf1_hub_tokenization(tf, directory)
-    else:
-        vocab, lower = _tf2_tokenization(graphs or _SavedModelGraphs(tf, directory), directory)
-    if vocab is None or not vocab.is_file():
-        vocab = directory / "assets" / "vocab.txt"
-    return vocab, lower
-
-
-def _resolved_tokenization(directory: Path, layout: str, declared, do_lower_case: bool | None,
-                           vocab_file: str | os.PathLike | None):
-    """The vocabulary file, the lower-casing to use and a tokenizer over that vocabulary
-    (for its size): arguments first, then what the folder declares, then a guess from
-    the vocabulary."""
-    from bertforge.text.tokenizer import Tokenizer
-
-    declared_vocab, declared_lower = declared
-    vocab = Path(vocab_file) if vocab_file is not None else declared_vocab
-    if not vocab.is_file():
-        raise BertforgeError(f"{vocab}: no vocabulary file beside the checkpoint; pass the model's vocab.txt "
-                             "(--vocab FILE)")
-    probe = Tokenizer.from_pretrained(vocab)
-    if do_lower_case is None:
-        do_lower_case = declared_lower
-    if do_lower_case is None:
-        do_lower_case = _vocab_lower_cases(probe.vocab)
-        if layout != "google":
-            log.warning("%s: the model does not declare do_lower_case; %s, from its vocabulary", directory,
-                        "lower-casing" if do_lower_case else "keeping case")
-    return vocab, bool(do_lower_case), probe
-
-
-def tensorflow_tokenizer(path: str | os.PathLike, *, do_lower_case: bool | None = None,
-                         vocab_file: str | os.PathLike | None = None):
-    """The tokenizer of a TensorFlow BERT folder, without reading its weights.
-
-    A Google checkpoint folder needs no TensorFlow for this (its ``vocab.txt`` sits
-    beside the checkpoint; lower-casing is guessed from the vocabulary, as
-    ``read_tensorflow_model`` does); a TF Hub module or a TF2 SavedModel declares its
-    vocabulary asset and lower-casing in its graph, which TensorFlow reads.
-
-    >>> import tempfile, pathlib
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> (folder / "bert_config.json").write_text("{}")
-    2
-    >>> (folder / "bert_model.ckpt.index").write_bytes(b"")
-    0
-    >>> (folder / "vocab.txt").write_text("[PAD]\\n[UNK]\\n[CLS]\\n[SEP]\\n[MASK]\\nThe\\ncat\\n")
-    39
-    >>> tensorflow_tokenizer(folder).do_lower_case          # capitals in the vocabulary: cased
-    False
-    """
-    from bertforge.text.tokenizer import Tokenizer
-
-    directory = _folder(path)
-    layout = tensorflow_layout(directory)
-    vocab, lower, _ = _resolved_tokenization(directory, layout, _declared_tokenization(directory, layout),
-                                             do_lower_case, vocab_file)
-    return Tokenizer.from_pretrained(vocab, do_lower_case=lower)
-
-
 def read_tensorflow_model(path: str | os.PathLike, *, do_lower_case: bool | None = None,
                           num_attention_heads: int | None = None,
                           vocab_file: str | os.PathLike | None = None) -> TensorFlowModel:
@@ -539,31 +329,31 @@ def read_tensorflow_model(path: str | os.PathLike, *, do_lower_case: bool | None
     folder declares or what is guessed (a Google checkpoint does not record
     lower-casing: an uncased vocabulary, one without capital letters, implies it).
 
-    >>> tensorflow_source("uncased_L-12_H-768_A-12") is None          # no such folder here
+    >>> tensorflow_layout("uncased_L-12_H-768_A-12") is None          # no such folder here
     True
     >>> model = read_tensorflow_model("uncased_L-12_H-768_A-12")   # doctest: +SKIP
     >>> model.config.num_hidden_layers, model.do_lower_case           # doctest: +SKIP
     (12, True)
     """
-    directory = _folder(path)
+    directory = tensorflow_folder(path)
     layout = tensorflow_layout(directory)
-    tf = _tensorflow(directory)
+    tf = import_tensorflow(directory)
     if layout == "google":
         shown, state, unused, raw_shapes = _read_google(tf, directory)
         table = GOOGLE_TF_NAMES
         config = BertConfig.from_json_file(directory / "bert_config.json")
         if num_attention_heads is not None:
             config = BertConfig.from_dict({**config.to_dict(), "num_attention_heads": num_attention_heads})
-        declared = _declared_tokenization(directory, layout)
+        declared = declared_tokenization(directory, layout)
     else:
         if layout == "tf1-hub":
             shown, state, unused, raw_shapes = _read_tf1_hub(tf, directory)
-            declared = _declared_tokenization(directory, layout)
+            declared = declared_tokenization(directory, layout)
             table = GOOGLE_TF_NAMES
         else:
-            graphs = _SavedModelGraphs(tf, directory)
+            graphs = SavedModelGraphs(tf, directory)
             shown, state, unused, raw_shapes = _read_tf2_saved_model(graphs)
-            declared = _declared_tokenization(directory, layout, graphs)
+            declared = declared_tokenization(directory, layout, graphs)
             table = MODEL_GARDEN_TF_NAMES
         config = _inferred_config(state, raw_shapes, directory, shown, num_attention_heads)
 
@@ -576,7 +366,10 @@ def read_tensorflow_model(path: str | os.PathLike, *, do_lower_case: bool | None
         )
     _check_complete(config, state, shown, table)
 
-    vocab, do_lower_case, probe = _resolved_tokenization(directory, layout, declared, do_lower_case, vocab_file)
+    declared_vocab, declared_lower = declared
+    vocab = chosen_vocab_file(declared_vocab, vocab_file)
+    probe = Tokenizer.from_pretrained(vocab)  # the vocabulary alone: its size, and its tokens for the guess
+    do_lower_case = chosen_lower_case(directory, layout, declared_lower, do_lower_case, probe.vocab)
     if probe.vocab_size != config.vocab_size:
         raise BertforgeError(
             f"{vocab}: {probe.vocab_size} tokens, but the checkpoint's embedding matrix "
@@ -588,6 +381,32 @@ def read_tensorflow_model(path: str | os.PathLike, *, do_lower_case: bool | None
 
 
 # -- writing -------------------------------------------------------------------------------
+
+
+@dataclass
+class Conversion:
+    """What ``convert`` wrote and what did not fit."""
+
+    out: Path
+    layout: str
+    model_class: str
+    config: BertConfig
+    do_lower_case: bool
+    report: LoadReport
+    unused: list[str]
+
+    def summary(self) -> str:
+        c = self.config
+        lines = [
+            f"converted {LAYOUT_NAMES[self.layout]} -> {self.out} ({self.model_class}: {c.num_hidden_layers} layers, "
+            f"hidden {c.hidden_size}, heads {c.num_attention_heads}, vocab {c.vocab_size}, "
+            f"lower-case {'yes' if self.do_lower_case else 'no'})",
+        ]
+        lines.append(f"not found in the checkpoint, newly initialised: {', '.join(self.report.missing)}"
+                     if self.report.missing else "every weight of the model was found")
+        if self.unused:
+            lines.append(f"not used from the checkpoint: {', '.join(self.unused)}")
+        return "\n".join(lines)
 
 
 def convert(source: str | os.PathLike, out: str | os.PathLike, *, do_lower_case: bool | None = None,

@@ -182,3 +182,20 @@ class BertConfig:
         path = Path(directory) / "config.json"
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
         return path
+
+
+def check_vocabulary(tokenizer_size: int, config: BertConfig, where: str) -> None:
+    """Fail clearly when a tokenizer has more ids than the embedding table holds:
+    its extra ids would index past the table's end.
+
+    >>> check_vocabulary(100, BertConfig(vocab_size=100), "model")  # fits: nothing to say
+    >>> check_vocabulary(120, BertConfig(vocab_size=100), "model")
+    Traceback (most recent call last):
+    ...
+    bertforge.errors.BertforgeError: model: the vocabulary has 120 tokens but the model's embeddings hold 100; the vocab does not belong to this model
+    """
+    if tokenizer_size > config.vocab_size:
+        raise BertforgeError(
+            f"{where}: the vocabulary has {tokenizer_size} tokens but the model's embeddings hold "
+            f"{config.vocab_size}; the vocab does not belong to this model"
+        )

@@ -14,9 +14,9 @@ from typing import Literal, Sequence
 import torch
 from torch import nn
 
-from bertforge.io.model_dir import load_pretrained
 from bertforge.errors import BertforgeError
-from bertforge.model.bert import BertModel, PreTrainedBert, TokenLayout
+from bertforge.model.bert import BertModel, PreTrainedBert
+from bertforge.model.layout import TokenLayout
 
 OUTPUTS = ("sequence", "pooled", "cls", "mean")
 
@@ -175,7 +175,7 @@ def _backbone(pretrained) -> BertModel:
     if isinstance(pretrained, PreTrainedBert) and isinstance(getattr(pretrained, "bert", None), BertModel):
         return pretrained.bert
     if isinstance(pretrained, (str, os.PathLike)):
-        return load_pretrained(pretrained, BertModel)
+        return BertModel.from_pretrained(pretrained)  # model/ opens directories only through this one verb
     raise BertforgeError(
         f"pretrained must be a model directory or a bertforge BERT model, got {type(pretrained).__name__}"
     )

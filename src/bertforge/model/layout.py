@@ -3,15 +3,18 @@
 In a padded batch most of the compute in a BERT layer is in the dense
 projections and the feed-forward block, which work token by token. Running them
 on the real tokens only (a ``(tokens, hidden)`` matrix) skips the padding
-entirely; attention alone needs the ``(batch, length)`` layout back. These
-helpers are the two moves, kept in one place so the fast path stays visible.
+entirely; attention alone needs the ``(batch, length)`` layout back. The moves
+live here, in one place, so the fast path stays visible: ``Unpadding`` (where the
+real tokens sit), ``TokenLayout`` (how a batch flows through the encoder) and
+``TokenSelection`` (the tokens a last layer computes when only some are read).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import torch
+import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
@@ -138,3 +141,84 @@ class TokenSelection:
     def from_grid(self, grid: torch.Tensor) -> torch.Tensor:
         """``(batch, width, ...)`` -> ``(M, ...)``."""
         return grid.reshape(self.batch * self.width, *grid.shape[2:]).index_select(0, self.slots)
+
+
+@dataclass
+class TokenLayout:
+    """How a batch is laid out while it flows through the encoder.
+
+    ``unpadding`` is None when the batch has no padding; then tokens are simply the
+    flattened batch and attention needs no mask.
+
+    >>> layout = TokenLayout.from_mask(torch.tensor([[1, 1, 0], [1, 1, 1]]), 2, 3)
+    >>> tokens = layout.unpad(torch.arange(6.0).reshape(2, 3))
+    >>> tokens.tolist(), layout.pad(tokens).tolist()
+    ([0.0, 1.0, 3.0, 4.0, 5.0], [[0.0, 1.0, 0.0], [3.0, 4.0, 5.0]])
+    >>> layout.row_starts().tolist(), layout.first_tokens().tolist()
+    ([0, 2, 5], [0, 2])
+    """
+
+    batch: int
+    length: int
+    unpadding: Unpadding | None
+    key_mask: torch.Tensor | None  # (batch, 1, 1, length), True where a key may be attended
+    cu_seqlens: torch.Tensor | None = None  # set when known without a device sync (see Unpadding)
+    max_seqlen: int | None = None
+    # Attention plans for this batch (model/attention.py), made once and read by every layer.
+    plans: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_mask(cls, input_mask: torch.Tensor | None, batch: int, length: int,
+                  unpadding: Unpadding | None = None) -> "TokenLayout":
+        """``unpadding`` made ahead from the same mask (on the CPU, by the data
+        pipeline) saves reading the mask back from a GPU."""
+        if unpadding is not None:
+            if unpadding.indices.numel() == batch * length:
+                return cls(batch, length, None, None, unpadding.cu_seqlens, unpadding.max_seqlen)
+            mask = input_mask.bool() if input_mask is not None else None
+            return cls(batch, length, unpadding, None if mask is None else mask[:, None, None, :],
+                       unpadding.cu_seqlens, unpadding.max_seqlen)
+        if input_mask is None or bool(input_mask.all()):
+            return cls(batch, length, None, None)
+        mask = input_mask.bool()
+        unpadding = Unpadding.from_mask(mask)
+        return cls(batch, length, unpadding, mask[:, None, None, :], unpadding.cu_seqlens, unpadding.max_seqlen)
+
+    def unpad(self, padded: torch.Tensor) -> torch.Tensor:
+        """``(batch, length, ...)`` -> ``(tokens, ...)``."""
+        if self.unpadding is None:
+            return padded.reshape(self.batch * self.length, *padded.shape[2:])
+        return self.unpadding.unpad(padded)
+
+    def pad(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(tokens, ...)`` -> ``(batch, length, ...)`` with zeros at the padding."""
+        if self.unpadding is None:
+            return tokens.reshape(self.batch, self.length, *tokens.shape[1:])
+        return self.unpadding.pad(tokens)
+
+    def padded_positions(self, token_positions: torch.Tensor) -> torch.Tensor:
+        """Token-list indices -> flat ``batch * length`` positions."""
+        if self.unpadding is None:
+            return token_positions
+        return self.unpadding.indices.index_select(0, token_positions)
+
+    def row_starts(self, device=None) -> torch.Tensor:
+        """Where each row starts in the token list, with the total at the end (``cu_seqlens``)."""
+        if self.cu_seqlens is not None:
+            starts = self.cu_seqlens
+        elif self.unpadding is None:
+            starts = torch.arange(self.batch + 1, device=device) * self.length
+        else:
+            counts = torch.bincount(self.unpadding.indices // self.length, minlength=self.batch)
+            starts = F.pad(torch.cumsum(counts, 0), (1, 0))
+        return starts if device is None else starts.to(device)
+
+    def first_tokens(self) -> torch.Tensor:
+        """Index of each row's first real token in the unpadded token list."""
+        if self.cu_seqlens is not None:
+            return self.cu_seqlens[:-1].long()
+        starts = torch.arange(self.batch) * self.length
+        if self.unpadding is None:
+            return starts
+        starts = starts.to(self.unpadding.indices.device)
+        return torch.searchsorted(self.unpadding.indices, starts)

@@ -27,12 +27,18 @@ from bertforge.errors import BertforgeError
 from bertforge.serving.limits import (DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_TEXT_BYTES, DEFAULT_MAX_TEXTS, Limits,
                      RequestError)
 from bertforge.serving.service import ModelService
+from bertforge.tasks import TASKS
 
 log = logging.getLogger(__name__)
 
 EXAMPLE_BODY = '{"texts": ["Who wrote The Raven ?"]}'
 _JSON_TYPE_NAMES = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array",
                     dict: "an object", type(None): "null"}
+
+
+def _optional(annotation) -> bool:
+    """Whether a field's type admits null, so the answer may leave it out."""
+    return type(None) in getattr(annotation, "__args__", ())
 
 
 def require_serve_extra() -> None:
@@ -144,18 +150,28 @@ def create_app(service: ModelService):
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-    from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+    from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, create_model
 
     limits = service.limits
 
-    class PredictRequest(BaseModel):
-        model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"texts": [
-            "Who wrote The Raven ?", "How far is it from Denver to Aspen ?"]}]})
-        texts: list[StrictStr] = Field(description=f"the texts to label, at most {limits.max_texts}, each at most "
-                                                   f"{limits.max_text_bytes:,} bytes of UTF-8 and not blank; "
-                                                   "an empty list gets an empty list back")
-        text_pairs: list[StrictStr] | None = Field(None, description="second texts, one per text, for a model "
-                                                                     "fine-tuned on pairs")
+    # The task declares the fields of a prediction request and answer (tasks/base.py).
+    task = service.predictor.task if service.can_predict else TASKS[0]
+    texts_help = (f"at most {limits.max_texts}, each at most {limits.max_text_bytes:,} bytes of UTF-8 and not "
+                  "blank; an empty list gets an empty list back")
+
+    def request_field(field):
+        if field.kind == "texts":
+            return list[StrictStr], Field(description=f"{field.description}, {texts_help}")
+        if field.kind == "optional texts":
+            return list[StrictStr] | None, Field(None, description=field.description)
+        return field.annotation, Field(description=field.description)
+
+    PredictRequest = create_model(
+        "PredictRequest", __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [task.request_example]}),
+        **{field.name: request_field(field) for field in task.request_fields})
+    Prediction = create_model("Prediction", **{
+        field.name: (field.annotation, Field(None, description=field.description) if _optional(field.annotation)
+                     else Field(description=field.description)) for field in task.prediction_fields})
 
     class EmbedRequest(BaseModel):
         model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"texts": [
@@ -165,11 +181,6 @@ def create_app(service: ModelService):
                                                    "an empty list gets an empty list back")
         normalize: StrictBool | None = Field(None, description="scale every vector to unit length (default: the "
                                                                "server's --normalize)")
-
-    class Prediction(BaseModel):
-        label: str | list[str] | float = Field(description="the label; a list for multi-label models; a number "
-                                                           "for regression")
-        probabilities: dict[str, float] | None = Field(None, description="probability of every label")
 
     class PredictResponse(BaseModel):
         predictions: list[Prediction]
@@ -234,7 +245,7 @@ def create_app(service: ModelService):
               responses={**refusals, 404: {"model": Refusal, "description": "the model has no classifier head"}},
               summary="label texts with the classifier")
     async def predict(body: PredictRequest):
-        return {"predictions": await answer(service.predict(body.texts, body.text_pairs))}
+        return {"predictions": await answer(service.predict(body.model_dump()))}
 
     @app.post("/embed", response_model=EmbedResponse, summary="sentence embeddings of texts",
               responses={**refusals, 404: {"model": Refusal, "description": "the model has no PyTorch encoder "

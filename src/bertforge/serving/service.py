@@ -1,9 +1,10 @@
-"""What the HTTP API serves: a model directory's classifier and embedder, request checks, batching.
+"""What the HTTP API serves: a model directory's predictor and embedder, request checks, batching.
 
-Nothing here knows HTTP. :class:`ModelService` opens a model directory (a
-fine-tuned classifier serves predictions and embeddings from its encoder; a plain
-encoder serves embeddings only; a classifier exported to ONNX serves predictions
-only), checks requests against :class:`Limits`, and
+Nothing here knows HTTP, and nothing here names a task. :class:`ModelService` opens
+a model directory (a fine-tuned model serves its task's predictions and embeddings
+from its encoder; a plain encoder serves embeddings only; a model exported to ONNX
+serves predictions only), checks requests against :class:`Limits` (the fields the
+task declares, see ``tasks/base.py``), and
 runs them through one :class:`~bertforge.serving.batcher.MicroBatcher` per
 endpoint, all on one model thread.
 """
@@ -19,21 +20,22 @@ import numpy as np
 import torch
 
 from bertforge.io.model_dir import resolve_model_dir
-from bertforge.apps.classifier import Classifier
+from bertforge.apps.predictor import Predictor
 from bertforge.model.config import BertConfig
 from bertforge.apps.embedding import Embedder, check_max_length
 from bertforge.errors import BertforgeError
 from bertforge.serving.batcher import MicroBatcher
 from bertforge.serving.limits import DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, Limits, RequestError
+from bertforge.tasks import TASKS
 
 
-def has_classifier_head(directory: Path) -> bool:
-    """Whether a model directory says it is a classifier: labels in ``bertforge.json``
-    or a ``...ForSequenceClassification`` architecture in ``config.json``."""
+def has_task_head(directory: Path) -> bool:
+    """Whether a model directory was fine-tuned for a task: labels in ``bertforge.json``
+    or a task head's architecture (``...ForSequenceClassification``) in ``config.json``."""
+    heads = tuple(head for task in TASKS for head in task.architectures)
     for name, is_classifier in (
             ("bertforge.json", lambda values: "label_encoder" in values),
-            ("config.json", lambda values: any(str(a).endswith("ForSequenceClassification")
-                                               for a in values.get("architectures") or ()))):
+            ("config.json", lambda values: any(str(a).endswith(heads) for a in values.get("architectures") or ()))):
         path = directory / name
         if not path.is_file():
             continue
@@ -47,7 +49,7 @@ def has_classifier_head(directory: Path) -> bool:
 
 
 class ModelService:
-    """A model directory ready to serve: ``predict`` (when it has a classifier head) and ``embed``.
+    """A model directory ready to serve: ``predict`` (when it has a task head) and ``embed``.
 
     Embeddings come from the encoder with the start-up ``pooling``; ``normalize`` is
     the default for requests that do not say. ``max_length`` truncates texts for both
@@ -68,15 +70,15 @@ class ModelService:
     (1, 384, 1.0)
     """
 
-    def __init__(self, embedder: Embedder | None, classifier: Classifier | None = None, model_dir: str | Path = "",
+    def __init__(self, embedder: Embedder | None, predictor: Predictor | None = None, model_dir: str | Path = "",
                  limits: Limits | None = None, normalize: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
                  batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS):
         if not batch_wait_ms >= 0:
             raise BertforgeError(f"batch_wait_ms={batch_wait_ms!r} must be zero or more; pass e.g. 2")
-        if embedder is None and classifier is None:
-            raise BertforgeError("nothing to serve: pass an embedder, a classifier or both")
+        if embedder is None and predictor is None:
+            raise BertforgeError("nothing to serve: pass an embedder, a predictor or both")
         self.embedder = embedder
-        self.classifier = classifier
+        self.predictor = predictor
         self.model_dir = str(model_dir)
         self.limits = limits or Limits()
         self.normalize = bool(normalize)
@@ -86,42 +88,42 @@ class ModelService:
         self.embed_batcher = (MicroBatcher(self._embed_rows, max_batch=max_batch, max_wait=wait, name="embed")
                               if embedder is not None else None)
         self.predict_batcher = (MicroBatcher(self._predict_rows, max_batch=max_batch, max_wait=wait, name="predict")
-                                if classifier is not None else None)
+                                if predictor is not None else None)
 
     @classmethod
     def load(cls, model_dir: str | Path, pooling: str = "mean", normalize: bool = False,
              max_length: int | None = None, device: str | None = None, limits: Limits | None = None,
              max_batch: int = DEFAULT_MAX_BATCH, batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS) -> ModelService:
-        """Open ``model_dir``; a classifier directory also serves embeddings from its encoder."""
+        """Open ``model_dir``; a fine-tuned directory also serves embeddings from its encoder."""
         directory = resolve_model_dir(model_dir)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise BertforgeError(f"max_batch={max_batch!r} is not a positive whole number; pass e.g. 64")
         if not batch_wait_ms >= 0:
             raise BertforgeError(f"batch_wait_ms={batch_wait_ms!r} must be zero or more; pass e.g. 2")
-        if has_classifier_head(directory):
-            classifier = Classifier.load(directory, device=device)
-            length = max_length if max_length is not None else classifier.max_seq_length
-            encoder = getattr(classifier.model, "bert", None)  # None for a graph exported to ONNX
+        if has_task_head(directory):
+            predictor = Predictor.load(directory, device=device)
+            length = max_length if max_length is not None else predictor.max_seq_length
+            encoder = getattr(predictor.model, "bert", None)  # None for a graph exported to ONNX
             embedder = None
             if encoder is None and max_length is not None:
                 _check_exported_length(directory, max_length)  # else every long text would fail in the graph
             if encoder is not None:
                 # The embedder checks the length against the model's positions for both of them.
-                embedder = Embedder(encoder, classifier.tokenizer, pooling=pooling, max_length=length,
-                                    device=classifier.device, batch_size=max_batch)
+                embedder = Embedder(encoder, predictor.tokenizer, pooling=pooling, max_length=length,
+                                    device=predictor.device, batch_size=max_batch)
                 length = embedder.max_length
-            classifier.max_seq_length = length
+            predictor.max_seq_length = length
         else:
-            classifier = None
+            predictor = None
             embedder = Embedder.load(directory, pooling=pooling, max_length=max_length, device=device,
                                      batch_size=max_batch)
-        return cls(embedder, classifier, model_dir=directory, limits=limits, normalize=normalize,
+        return cls(embedder, predictor, model_dir=directory, limits=limits, normalize=normalize,
                    max_batch=max_batch, batch_wait_ms=batch_wait_ms)
 
     @property
     def can_predict(self) -> bool:
-        return self.classifier is not None
+        return self.predictor is not None
 
     @property
     def can_embed(self) -> bool:
@@ -148,22 +150,25 @@ class ModelService:
 
     # -- requests -----------------------------------------------------------------------
 
-    async def predict(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> list[dict[str, Any]]:
-        """One ``{"label", "probabilities"}`` per text (``label`` alone for regression)."""
+    async def predict(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """One prediction per item of a request body whose fields the task declares
+        (for classification ``texts`` and optional ``text_pairs``)."""
         if self.predict_batcher is None:
             raise RequestError(404, f"this model has no classifier head ({Path(self.model_dir).name} is a plain "
                                     "encoder), so there is nothing to predict; POST /embed works, or serve a "
                                     "directory written by bertforge finetune")
-        self.limits.check(texts)
-        if text_pairs is not None:
-            if len(text_pairs) != len(texts):
-                raise RequestError(422, f"text_pairs has {_items(len(text_pairs))} but texts has {_items(len(texts))}; "
-                                        "send one pair text per text")
-            self.limits.check(text_pairs, name="text_pairs")
-        if not texts:
+        fields = self.predictor.task.request_fields
+        first = fields[0].name  # the field that sets how many items the request holds
+        for field in fields:
+            values = body.get(field.name)
+            if field.kind in ("texts", "optional texts") and values is not None:
+                if len(values) != len(body[first]):
+                    raise RequestError(422, f"{field.name} has {_items(len(values))} but {first} has "
+                                            f"{_items(len(body[first]))}; send one per item of {first}")
+                self.limits.check(values, name=field.name)
+        if not body[first]:
             return []
-        pairs = list(text_pairs) if text_pairs is not None else [None] * len(texts)
-        return await self.predict_batcher.submit(list(zip(texts, pairs)))
+        return await self.predict_batcher.submit(self.predictor.task.request_examples(body))
 
     async def embed(self, texts: Sequence[str], normalize: bool | None = None) -> list[list[float]]:
         """One vector per text; ``normalize=None`` uses the server's default."""
@@ -181,19 +186,8 @@ class ModelService:
 
     # -- model runs (in the model thread) -----------------------------------------------
 
-    def _predict_rows(self, items: list[tuple[str, str | None]]) -> list[dict[str, Any]]:
-        results: list[dict[str, Any] | None] = [None] * len(items)
-        # A batch may mix single texts and pairs; each kind is one model run.
-        for with_pairs in (False, True):
-            rows = [i for i, (_, pair) in enumerate(items) if (pair is not None) == with_pairs]
-            if not rows:
-                continue
-            texts = [items[i][0] for i in rows]
-            pairs = [items[i][1] for i in rows] if with_pairs else None
-            scores = self.classifier.scores(texts, pairs, batch_size=self.max_batch)
-            for i, described in zip(rows, self.classifier.describe(scores)):
-                results[i] = described
-        return results
+    def _predict_rows(self, items: list[Any]) -> list[dict[str, Any]]:
+        return self.predictor.task.predict_examples(self.predictor, items, batch_size=self.max_batch)
 
     def _embed_rows(self, texts: list[str]) -> list[np.ndarray]:
         embedder = self.embedder
@@ -207,10 +201,9 @@ class ModelService:
 
     def health(self) -> dict[str, Any]:
         """Status, the model, the endpoints it serves, limits and batching counters."""
-        encoder = self.classifier.encoder if self.classifier is not None else None
-        model: dict[str, Any] = {"path": self.model_dir, "task": encoder.task if encoder else "embedding"}
-        if encoder is not None and encoder.task != "regression":
-            model["labels"] = list(encoder.id2label.values())
+        model: dict[str, Any] = {"path": self.model_dir, "task": "embedding"}
+        if self.predictor is not None:
+            model.update(self.predictor.task.info())
         return {
             "status": "ok",
             "model": model,
@@ -235,4 +228,4 @@ def _items(count: int) -> str:
     return f"{count} item{'' if count == 1 else 's'}"
 
 
-__all__ = ["ModelService", "has_classifier_head"]
+__all__ = ["ModelService", "has_task_head"]

@@ -26,21 +26,22 @@ first). The whole batch is encoded in one parallel call of the tokenizer.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bertforge.constants import NO_LABEL
 from bertforge.errors import BertforgeError
-from bertforge.text.tokenizer import Tokenizer
+
+if TYPE_CHECKING:  # annotations only: the functions take any tokenizer object
+    from bertforge.text.tokenizer import Tokenizer
 
 __all__ = ["InputExample", "Features", "NO_LABEL", "convert_single_example",
            "convert_examples_to_features"]
-
-#: Label value of an example without a label (``label=None``).
-NO_LABEL = -1
 
 
 @dataclass(init=False)
@@ -75,16 +76,82 @@ class InputExample:
         return self.text
 
 
-class Features(NamedTuple):
-    """Model inputs for ``n`` examples: int64 arrays, ``(n, max_seq_length)`` and ``(n,)``.
+@dataclass(eq=False)
+class Features:
+    """Model inputs for a set of examples, one row per text, text pair or window.
 
-    ``labels`` holds :data:`NO_LABEL` (-1) for examples without a label.
+    The one features type of the package: sentence classification, word tagging and
+    question answering, the frozen-layer cache, prediction, embedding and export all
+    take it.
+
+    - ``input_ids``, ``input_mask``, ``segment_ids``: int64 ``(rows, length)``.
+    - ``labels``: the rows' targets, or None: ``(rows,)`` for one label per text
+      (:data:`NO_LABEL` where an example has none), ``(rows, labels)`` for 0/1 label
+      columns or ``(rows,)`` floats for regression; tasks that label tokens or spans
+      give one row of targets per row of ids.
+    - ``owner``: ``(rows,)``, the example each row comes from (the windows of a long
+      text share one); None when row ``i`` is example ``i``.
+    - ``offsets``: ``(rows, length, 2)`` character span of each token in its
+      example's text, ``(0, 0)`` on special tokens and padding; None when not needed.
+      Tasks that answer in characters (entities, answer spans) read it.
+
+    Iterating gives the seed's four arrays, so ``ids, mask, segments, labels =
+    convert_examples_to_features(...)`` unpacks as it always did, and ``features[:3]``
+    is the model's three inputs.
+
+    >>> import numpy as np
+    >>> ids = np.array([[2, 5, 3], [2, 6, 3], [2, 7, 3]])
+    >>> rows = Features(ids, np.ones_like(ids), np.zeros_like(ids), owner=np.array([0, 0, 1]))
+    >>> rows.num_rows, rows.num_examples, len(rows[:3])
+    (3, 2, 3)
+    >>> rows.select([2]).input_ids.tolist(), rows.select([2]).owner.tolist()
+    ([[2, 7, 3]], [1])
     """
 
     input_ids: np.ndarray
     input_mask: np.ndarray
     segment_ids: np.ndarray
-    labels: np.ndarray
+    labels: np.ndarray | None = None
+    owner: np.ndarray | None = None
+    offsets: np.ndarray | None = None
+    examples: int | None = None  # how many examples the rows come from; None: one per row
+
+    def __post_init__(self) -> None:
+        if self.examples is None:
+            self.examples = len(self.input_ids) if self.owner is None else (
+                int(self.owner.max()) + 1 if len(self.owner) else 0)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def num_examples(self) -> int:
+        return self.examples
+
+    @property
+    def row_owner(self) -> np.ndarray:
+        """The example of every row (``arange`` when each example is one row)."""
+        return np.arange(self.num_rows) if self.owner is None else self.owner
+
+    def __iter__(self):
+        return iter((self.input_ids, self.input_mask, self.segment_ids, self.labels))
+
+    def __getitem__(self, key):
+        if isinstance(key, str):  # ``features["input_ids"]``, as with a tokenizer's output
+            return getattr(self, key)
+        return (self.input_ids, self.input_mask, self.segment_ids, self.labels)[key]
+
+    def select(self, rows) -> "Features":
+        """The given rows (an index array or slice), keeping who owns them."""
+        def pick(array):
+            return None if array is None else array[rows]
+        return Features(self.input_ids[rows], self.input_mask[rows], self.segment_ids[rows], pick(self.labels),
+                        pick(self.owner), pick(self.offsets), self.examples)
+
+    def with_labels(self, labels: np.ndarray | None) -> "Features":
+        """The same rows with other targets."""
+        return dataclasses.replace(self, labels=labels)
 
 
 def _check_length(tokenizer: Tokenizer, max_seq_length: Any, pairs: bool) -> int:

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bertforge.errors import BertforgeError
+from bertforge.text.features import Features
 from bertforge.text.tokenizer import Tokenizer
 
 MODES = ("truncate", "head-tail", "sliding-window")
@@ -67,22 +68,8 @@ class LongText:
         return cls(values.get("mode", "truncate"), values.get("stride"), values.get("aggregate", "mean"))
 
 
-@dataclass
-class Windows:
-    """Model rows for a list of texts: ``owner[r]`` is the text row ``r`` belongs to."""
-
-    input_ids: np.ndarray
-    input_mask: np.ndarray
-    segment_ids: np.ndarray
-    owner: np.ndarray
-    texts: int
-
-    def __len__(self) -> int:
-        return len(self.input_ids)
-
-
 def encode_windows(tokenizer: Tokenizer, texts: Sequence[str], text_pairs: Sequence[str] | None, max_length: int,
-                   long_text: LongText = LongText()) -> Windows:
+                   long_text: LongText = LongText()) -> Features:
     """Tokenize ``texts`` into rows of at most ``max_length`` tokens, padded to the longest row.
 
     >>> tok = Tokenizer.train(["one two three four five six seven eight nine ten"] * 20, vocab_size=60)
@@ -96,8 +83,7 @@ def encode_windows(tokenizer: Tokenizer, texts: Sequence[str], text_pairs: Seque
     if long_text.mode == "truncate":
         arrays = tokenizer.encode_batch(list(texts), None if text_pairs is None else list(text_pairs),
                                         max_length=max_length, padding="longest")
-        return Windows(arrays["input_ids"], arrays["input_mask"], arrays["segment_ids"],
-                       np.arange(len(texts)), len(texts))
+        return Features(arrays["input_ids"], arrays["input_mask"], arrays["segment_ids"])
     if text_pairs is not None:
         raise BertforgeError(f"--long-text {long_text.mode} reads single texts; use --long-text truncate for text pairs")
     budget = max_length - 2  # [CLS] and [SEP]
@@ -119,7 +105,8 @@ def encode_windows(tokenizer: Tokenizer, texts: Sequence[str], text_pairs: Seque
     for r, row in enumerate(rows):
         input_ids[r, :len(row)] = row
         input_mask[r, :len(row)] = 1
-    return Windows(input_ids, input_mask, np.zeros_like(input_ids), np.asarray(owner, dtype=np.int64), len(texts))
+    return Features(input_ids, input_mask, np.zeros_like(input_ids), owner=np.asarray(owner, dtype=np.int64),
+                    examples=len(texts))
 
 
 def _cut(pieces: list[int], budget: int, stride: int, mode: str) -> list[list[int]]:
@@ -134,26 +121,28 @@ def _cut(pieces: list[int], budget: int, stride: int, mode: str) -> list[list[in
     return [pieces[start:start + budget] for start in starts]
 
 
-def combine(outputs: np.ndarray, windows: Windows, aggregate: str = "mean") -> np.ndarray:
+def combine(outputs: np.ndarray, rows: Features, aggregate: str = "mean") -> np.ndarray:
     """One output per text from the outputs of its rows (mean or max over rows).
 
-    >>> rows = Windows(*(np.zeros((3, 2)),) * 3, owner=np.array([0, 0, 1]), texts=2)
+    >>> rows = Features(*(np.zeros((3, 2)),) * 3, owner=np.array([0, 0, 1]))
     >>> combine(np.array([[1.0, 4.0], [3.0, 0.0], [5.0, 5.0]]), rows).tolist()
     [[2.0, 2.0], [5.0, 5.0]]
     >>> combine(np.array([[1.0, 4.0], [3.0, 0.0], [5.0, 5.0]]), rows, "max").tolist()
     [[3.0, 4.0], [5.0, 5.0]]
     """
-    if len(windows.owner) == windows.texts and np.array_equal(windows.owner, np.arange(windows.texts)):
+    if rows.owner is None or (rows.num_rows == rows.num_examples
+                              and np.array_equal(rows.owner, np.arange(rows.num_examples))):
         return outputs  # one row per text: nothing to fold
-    shape = (windows.texts, *outputs.shape[1:])
+    owner, texts = rows.owner, rows.num_examples
+    shape = (texts, *outputs.shape[1:])
     if aggregate == "max":
         folded = np.full(shape, -np.inf, dtype=outputs.dtype)
-        np.maximum.at(folded, windows.owner, outputs)
+        np.maximum.at(folded, owner, outputs)
         return folded
     folded = np.zeros(shape, dtype=outputs.dtype)
-    np.add.at(folded, windows.owner, outputs)
-    counts = np.bincount(windows.owner, minlength=windows.texts).reshape(-1, *([1] * (outputs.ndim - 1)))
+    np.add.at(folded, owner, outputs)
+    counts = np.bincount(owner, minlength=texts).reshape(-1, *([1] * (outputs.ndim - 1)))
     return (folded / np.maximum(counts, 1)).astype(outputs.dtype, copy=False)
 
 
-__all__ = ["AGGREGATIONS", "MODES", "LongText", "Windows", "combine", "encode_windows"]
+__all__ = ["AGGREGATIONS", "MODES", "LongText", "combine", "encode_windows"]

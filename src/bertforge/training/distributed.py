@@ -67,11 +67,15 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     """DistributedDataParallel around ``model`` (already on ``device``)."""
     from torch.nn.parallel import DistributedDataParallel
 
-    from bertforge.model.bert import BertEmbeddings
-
-    # The direct word-embedding gradient bypasses autograd's accumulation, which is
-    # where DDP hooks in to average gradients: use the standard path under DDP.
-    BertEmbeddings.direct_word_grad = False
+    # A fast path that writes a gradient straight into ``.grad`` (the BERT word
+    # embeddings' lookup) bypasses autograd's accumulation, which is where DDP hooks
+    # in to average gradients: each module that has one turns it off for itself.
+    # Asked by name, not by type, so the loop stays free of the model layer; every
+    # submodule is asked, since the job may wrap a BERT inside a module of its own.
+    for module in model.modules():
+        prepare = getattr(module, "prepare_for_data_parallel", None)
+        if callable(prepare):
+            prepare()
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 

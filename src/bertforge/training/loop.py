@@ -75,6 +75,8 @@ class TrainingArguments:
     def __post_init__(self) -> None:
         if self.epochs is None and self.max_steps is None and self.time_budget is None:
             raise BertforgeError("give epochs, max_steps or a time budget: training needs an end")
+        if self.epochs is not None and self.epochs < 1:
+            raise BertforgeError(f"epochs must be at least 1, got {self.epochs}")
         if self.gradient_accumulation < 1:
             raise BertforgeError(f"gradient accumulation must be at least 1, got {self.gradient_accumulation}")
         if self.precision not in ("fp32", "bf16"):

@@ -1,0 +1,1 @@
+"""The CPU and GPU fast paths, each small and tested against the plain one it replaces."""

@@ -11,7 +11,7 @@ The backward pass is written out (``GroupedAttention``) so that the dropout mask
 is kept as bytes, the padding mask and the 1/sqrt(d) scale fold into the
 matrix products, and nothing the size of the score matrices is copied: together
 about a quarter less time than autograd through the same steps on the full grid,
-before the padding saved. GPUs keep torch's fused kernels (``model.py``).
+before the padding saved. GPUs keep torch's fused kernels (``model/attention.py``).
 """
 
 from __future__ import annotations
@@ -21,34 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bertforge.model.fast.dropout import keep_mask
+from bertforge.model.fast.softmax_backward import softmax_backward
+
 # The cost of one more group in the plan, in units of (query x key) products of one
 # row: measured on a 2-core CPU (BERT 4x256, Poe at 128 tokens), ~25 more kernel
 # calls forward and backward cost about as much as attention over three full rows;
 # plans then have about three groups.
 GROUP_OVERHEAD = 50_000
-
-
-def keep_mask(shape: tuple[int, ...], p: float, device=None) -> torch.Tensor:
-    """A boolean mask, False with probability ``p`` (to 1/65536), True otherwise.
-
-    One 64-bit random word gives four 16-bit lanes. On a CPU the words come from
-    numpy's SFC64, seeded by one draw from torch's generator (so ``torch.manual_seed``
-    and saved RNG states still decide every mask): together about a tenth of the
-    cost of torch's per-element Bernoulli draws.
-
-    >>> mask = keep_mask((100_000,), 0.1)
-    >>> round(1 - float(mask.float().mean()), 2)
-    0.1
-    """
-    count = int(np.prod(shape))
-    words = (count + 3) // 4
-    if device is None or torch.device(device).type == "cpu":
-        seed = int(torch.empty((), dtype=torch.int64).random_())
-        lanes = torch.from_numpy(np.random.SFC64(seed).random_raw(words).view(np.int16))
-    else:
-        # All 64 bits: random_() alone draws 0..2**63-1, which would leave one lane non-negative.
-        lanes = torch.empty(words, dtype=torch.int64, device=device).random_(-2**63, None).view(torch.int16)
-    return lanes[:count].view(shape) >= -32768 + round(p * 65536)  # lanes: uniform over -32768..32767
 
 
 @dataclass(frozen=True)
@@ -234,7 +214,7 @@ class GroupedAttention(torch.autograd.Function):
             grad_probs = torch.bmm(out_grad, v.transpose(1, 2))
             if keep is not None:
                 grad_probs = torch.where(keep, grad_probs, 0.0)
-            grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
+            grad_scores = softmax_backward(grad_probs, probs)
             torch.bmm(grad_scores.transpose(1, 2), q, out=grids[parts - 2]).mul_(ctx.scale)
             if parts == 3:
                 torch.bmm(grad_scores, k, out=grids[0]).mul_(ctx.scale)

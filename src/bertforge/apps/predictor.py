@@ -1,0 +1,158 @@
+"""A fine-tuned model directory, ready to predict and evaluate, whatever its task.
+
+``bertforge finetune`` writes a standard model directory plus ``bertforge.json``
+(task, labels, max length, columns). :class:`Predictor` opens it again, finds its
+task (``tasks/``) and turns texts into predictions, or a labeled file into metrics.
+A folder written by ``bertforge export`` runs through ONNX Runtime instead.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from bertforge.apps.inference import run_batched
+from bertforge.errors import BertforgeError
+from bertforge.io.model_dir import resolve_model_dir
+from bertforge.io.onnx import ONNX_FILE, OnnxClassifierModel
+from bertforge.model.config import check_vocabulary
+from bertforge.tasks import Task, task_for_model
+from bertforge.text.long_text import LongText
+from bertforge.text.tokenizer import Tokenizer
+
+BATCH_SIZE = 128
+ONNX_BATCH_SIZE = 32
+
+
+class Predictor:
+    """Predict with, and evaluate, a model directory written by ``bertforge finetune``,
+    or a folder written by ``bertforge export`` (run by ONNX Runtime)::
+
+        clf = Predictor.load("runs/trec")
+        clf.predict(["Who wrote The Raven ?"])[0]["label"]          # 'HUM'
+        clf.evaluate("trec/test.csv")["accuracy"]                     # 0.966
+
+    Texts longer than ``max_seq_length`` are read as ``long_text`` says, by default
+    as the model was fine-tuned (see :mod:`bertforge.text.long_text`).
+    """
+
+    def __init__(self, model, tokenizer: Tokenizer, task: Task, max_seq_length: int = 256,
+                 columns: dict | None = None, device: str | None = None, metadata: dict | None = None,
+                 long_text: LongText | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        # An exported folder runs through ONNX Runtime on the CPU; a PyTorch model goes to the device.
+        self.model = model if isinstance(model, OnnxClassifierModel) else model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.task = task
+        self.max_seq_length = max_seq_length
+        self.columns = columns or {}
+        self.metadata = metadata or {}
+        # How texts longer than max_seq_length are read: as the model was trained, unless told otherwise.
+        self.long_text = long_text or LongText.from_dict(self.metadata.get("long_text"))
+
+    @property
+    def encoder(self):
+        """The label encoder of a classification model (what ``bertforge.json`` saved)."""
+        return getattr(self.task, "encoder", None)
+
+    @property
+    def threshold(self) -> float:
+        return getattr(self.task, "threshold", 0.5)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None, long_text: LongText | None = None) -> "Predictor":
+        directory = resolve_model_dir(path)
+        metadata = _read_json(directory / "bertforge.json", "re-export the model")
+        config = _read_json(directory / "config.json", "re-save the model")
+        exported = (directory / ONNX_FILE).is_file()  # written by bertforge export
+        if exported and "label_encoder" not in metadata:
+            raise BertforgeError(f"{directory}: has {ONNX_FILE} but no bertforge.json with its labels; "
+                                 "export the model again with bertforge export")
+        task = task_for_model(metadata, config)
+        model = OnnxClassifierModel(directory / ONNX_FILE) if exported else task.load_model(directory)
+        width = model.num_labels if exported else getattr(model, "num_labels", None)
+        if width is not None and task.output_width() != width:
+            raise BertforgeError(
+                f"{directory}: the label list has {task.output_width()} entries but the model outputs "
+                f"{width}; the folder mixes files of two models"
+            )
+        tokenizer = Tokenizer.from_pretrained(directory)
+        if not exported:
+            check_vocabulary(tokenizer.vocab_size, model.config, str(directory))
+        return cls(model, tokenizer, task, max_seq_length=int(metadata.get("max_seq_length", 256)),
+                   columns=metadata.get("columns"), device=device, metadata=metadata, long_text=long_text)
+
+    # -- predicting ---------------------------------------------------------------------
+
+    def scores(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None,
+               batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        """Raw model outputs (logits, or values for regression), one row per text.
+
+        ``batch_size`` defaults to what runs fastest on a CPU: 128 rows for PyTorch
+        (it drops the padding), 32 for ONNX Runtime (it computes on the padding)."""
+        exported = isinstance(self.model, OnnxClassifierModel)
+        batch_size = batch_size or (ONNX_BATCH_SIZE if exported else BATCH_SIZE)
+        if len(texts) == 0:
+            return np.empty((0, self.task.output_width()), dtype=np.float32)
+        rows = self.task.encode("predict", self.task.from_texts(texts, text_pairs), self.tokenizer, self.max_seq_length,
+                                self.long_text, labeled=False).features
+        model, task = self.model, self.task
+        run = model if exported else (lambda i, m, s: task.head_outputs(model, i, m, s))
+        raw = run_batched(run, rows.input_ids, rows.input_mask, rows.segment_ids, batch_size=batch_size,
+                          device=None if exported else self.device, progress=progress)
+        return task.fold(raw, rows, self.long_text)
+
+    def predict(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None,
+                batch_size: int | None = None, progress: bool = False) -> list[dict[str, Any]]:
+        """One prediction per text, as the task describes it (for classification:
+        ``label`` and ``probabilities`` by label)."""
+        return self.describe(self.scores(texts, text_pairs, batch_size, progress))
+
+    def describe(self, scores: np.ndarray) -> list[dict[str, Any]]:
+        return self.task.decode(scores)
+
+    def predict_file(self, source: str, output: str | None = None, text_column: str | None = None,
+                     text_pair_column: str | None = None, batch_size: int | None = None,
+                     progress: bool = True) -> int:
+        """Predict every text of ``source`` (a file or ``-`` for stdin) into ``output``
+        (CSV or JSONL by its extension; stdout as JSONL when omitted). Returns the row count."""
+        data = self.task.read_unlabeled(source, {
+            "text_column": text_column or self.columns.get("text_column"),
+            "text_pair_column": text_pair_column or self.columns.get("text_pair_column")})
+        texts, pairs = self.task.texts(data)
+        rows = self.predict(texts, pairs, batch_size=batch_size, progress=progress and output is not None)
+        self.task.write_predictions(data, rows, output)
+        return len(rows)
+
+    # -- evaluating ---------------------------------------------------------------------
+
+    def evaluate(self, path, unknown: str = "error", batch_size: int | None = None,
+                 **columns) -> dict[str, Any]:
+        """Metrics of the model on a labeled file (labels unseen in training: error or drop)."""
+        columns = {**{k: v for k, v in self.columns.items() if v is not None}, **{k: v for k, v in columns.items() if v}}
+        split = self.task.encode("evaluate", self.task.read(path, columns), self.tokenizer, self.max_seq_length,
+                                 self.long_text, unknown=unknown)
+        texts, pairs = self.task.texts(split.examples)
+        metrics = self.task.metrics(split.targets, self.scores(texts, pairs, batch_size=batch_size))
+        metrics["dropped_rows"] = split.dropped
+        return metrics
+
+
+#: The name a classification user knows it by.
+Classifier = Predictor
+
+
+def _read_json(path: Path, fix: str) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise BertforgeError(f"{path}: not valid JSON ({error}); {fix}") from None
+
+
+__all__ = ["Classifier", "Predictor"]

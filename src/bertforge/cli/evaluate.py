@@ -1,0 +1,47 @@
+"""Metrics of a fine-tuned model on a labeled file; with --out, a report with plots too."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bertforge.cli.options import add_columns, add_inference, add_unknown_labels, long_text
+
+NAME = "evaluate"
+SUMMARY = "score a fine-tuned model on a labeled file"
+EPILOG = "example: bertforge evaluate --model runs/trec --data trec/test.csv --out runs/trec-eval"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model, the labeled file, its columns and where the report goes.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--model", "runs/trec", "--data", "test.csv", "--unknown-labels", "drop"])
+    >>> args.out, args.unknown_labels, args.long_text
+    (None, 'drop', None)
+    """
+    parser.add_argument("--model", required=True, help="directory written by bertforge finetune")
+    parser.add_argument("--data", required=True, help="labeled file")
+    parser.add_argument("--out", help="write metrics.json, report.md and plots here")
+    add_columns(parser)
+    parser.add_argument("--label-column")
+    add_unknown_labels(parser)
+    add_inference(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the metrics summary, and write the report when ``--out`` is given."""
+    from bertforge.apps.predictor import Predictor
+
+    predictor = Predictor.load(args.model, device=args.device, long_text=long_text(args))
+    metrics = predictor.evaluate(args.data, unknown=args.unknown_labels, batch_size=args.batch_size,
+                                 text_column=args.text_column, label_column=args.label_column,
+                                 text_pair_column=args.text_pair_column)
+    if metrics["dropped_rows"]:
+        print(f"{args.data}: dropped {metrics['dropped_rows']} rows whose labels training never saw")
+    print(predictor.task.summary(metrics))
+    if args.out:
+        predictor.task.write_report(Path(args.out), metrics, None, title=f"bertforge evaluation: {args.data}")
+        print(f"report in {args.out}")
+    return 0

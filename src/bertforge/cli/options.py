@@ -1,0 +1,195 @@
+"""Options that several commands share, each written once, and the types their values parse with.
+
+Nothing here imports torch or the jobs: the parser is built on every run of
+``bertforge``, ``--help`` included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from typing import Any
+
+from bertforge.errors import BertforgeError
+
+LONG_TEXT_MODES = ["truncate", "head-tail", "sliding-window"]
+POOLINGS = ["mean", "cls", "pooled"]
+UNKNOWN_LABELS = ["error", "drop"]
+
+
+def layers(value: str) -> int | str:
+    """A ``--fine-tune-layers`` value: a count of top layers, or ``all``.
+
+    >>> layers("2"), layers("all")
+    (2, 'all')
+    """
+    return value if value == "all" else int(value)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``20m``, ``1.5h`` or ``1h30m``.
+
+    >>> parse_duration("20m"), parse_duration("1h30m"), parse_duration("45")
+    (1200.0, 5400.0, 45.0)
+    """
+    value = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        seconds = float(value)
+    else:
+        parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", value)
+        if not value or parts is None:
+            raise BertforgeError(f"time budget {text!r} is not understood; write e.g. 90s, 20m, 1.5h or 1h30m")
+        hours, minutes, secs = (float(g) if g else 0.0 for g in parts.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if seconds <= 0:
+        raise BertforgeError(f"time budget {text!r} must be more than zero")
+    return seconds
+
+
+def time_budget(args: argparse.Namespace) -> float | None:
+    """The ``--time-budget`` option in seconds, or None when it was not given.
+
+    >>> time_budget(argparse.Namespace(time_budget="2m")), time_budget(argparse.Namespace(time_budget=None))
+    (120.0, None)
+    """
+    return parse_duration(args.time_budget) if args.time_budget else None
+
+
+def flat_settings(settings: type | object) -> dict[str, Any]:
+    """Each field of a settings dataclass and its default (``dataclasses.MISSING`` when required),
+    or of a settings object and its value.
+
+    A field that is itself a dataclass contributes its own fields instead, so options
+    stay flat however the settings are grouped.
+
+    >>> @dataclasses.dataclass
+    ... class Inner:
+    ...     rate: float = 0.5
+    >>> @dataclasses.dataclass
+    ... class Outer:
+    ...     name: str
+    ...     inner: Inner = dataclasses.field(default_factory=Inner)
+    >>> flat_settings(Outer) == {"name": dataclasses.MISSING, "rate": 0.5}
+    True
+    >>> flat_settings(Outer("run", Inner(0.1)))
+    {'name': 'run', 'rate': 0.1}
+    """
+    flat: dict[str, Any] = {}
+    for field in dataclasses.fields(settings):
+        if not isinstance(settings, type):
+            value = getattr(settings, field.name)
+        elif field.default is not dataclasses.MISSING:
+            value = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            value = field.default_factory()
+        else:
+            value = dataclasses.MISSING
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            flat.update(flat_settings(value))
+        else:
+            flat[field.name] = value
+    return flat
+
+
+def add_debug(parser: argparse.ArgumentParser, *, on_command: bool = False) -> None:
+    """``--debug``: on the top-level parser, and again on each command so it may follow the command name.
+
+    A command's copy leaves the value alone unless given, so ``--debug`` before the
+    command still counts.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_debug(parser)
+    >>> commands = parser.add_subparsers()
+    >>> add_debug(commands.add_parser("run"), on_command=True)
+    >>> parser.parse_args(["--debug", "run"]).debug, parser.parse_args(["run", "--debug"]).debug
+    (True, True)
+    >>> parser.parse_args(["run"]).debug
+    False
+    """
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS if on_command else False,
+                        help="show the traceback of an error")
+
+
+def add_columns(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The text columns of a labeled or unlabeled file: ``--text-column`` and ``--text-pair-column``.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_columns(parser)
+    >>> parser.parse_args(["--text-column", "question"]).text_column
+    'question'
+    """
+    parser.add_argument("--text-column", help="name or 0-based position of the text column")
+    parser.add_argument("--text-pair-column", help="second text, for pair tasks")
+
+
+def add_unknown_labels(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help: str | None = None) -> None:
+    """``--unknown-labels``: what to do with a label training never saw.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_unknown_labels(parser)
+    >>> parser.parse_args([]).unknown_labels
+    'error'
+    """
+    parser.add_argument("--unknown-labels", choices=UNKNOWN_LABELS, default="error", help=help)
+
+
+def add_pooling(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--pooling``: how token states become one embedding.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_pooling(parser, help="pooling")
+    >>> parser.parse_args(["--pooling", "cls"]).pooling
+    'cls'
+    """
+    parser.add_argument("--pooling", choices=POOLINGS, default="mean", help=help)
+
+
+def add_long_text(parser: argparse.ArgumentParser | argparse._ArgumentGroup, as_trained: bool = False) -> None:
+    """The one long-text setting of finetune, evaluate, predict and embed.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_long_text(parser)
+    >>> args = parser.parse_args(["--stride", "64"])
+    >>> args.long_text, args.stride, args.window_aggregate
+    (None, 64, None)
+    """
+    default = " (default: as the model was trained)" if as_trained else " (default: truncate)"
+    parser.add_argument("--long-text", choices=LONG_TEXT_MODES,
+                        help="texts longer than the window: keep the start, a quarter from the start and the "
+                             "rest from the end, or windows every --stride tokens" + default)
+    parser.add_argument("--stride", type=int, help="sliding-window: tokens between window starts (default: half a window)")
+    parser.add_argument("--window-aggregate", choices=["mean", "max"],
+                        help="sliding-window: combine the windows' logits by mean or max" + default)
+
+
+def long_text(args: argparse.Namespace):
+    """The LongText the options ask for, or None to keep the model's own setting.
+
+    A stride alone asks for sliding windows.
+
+    >>> long_text(argparse.Namespace(long_text=None, stride=None, window_aggregate=None)) is None
+    True
+    >>> long_text(argparse.Namespace(long_text=None, stride=64, window_aggregate=None)).mode
+    'sliding-window'
+    """
+    from bertforge.text.long_text import LongText
+
+    if args.long_text is None and args.stride is None and args.window_aggregate is None:
+        return None
+    mode = args.long_text or ("sliding-window" if args.stride is not None else "truncate")
+    return LongText(mode, args.stride, args.window_aggregate or "mean")
+
+
+def add_inference(parser: argparse.ArgumentParser) -> None:
+    """How a fine-tuned model runs over a file (evaluate, predict): batch size, device, long texts.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_inference(parser)
+    >>> args = parser.parse_args(["--batch-size", "8", "--device", "cpu"])
+    >>> args.batch_size, args.device, args.long_text
+    (8, 'cpu', None)
+    """
+    parser.add_argument("--batch-size", type=int, help="texts per model run (default: 128; 32 for ONNX)")
+    parser.add_argument("--device")
+    add_long_text(parser, as_trained=True)

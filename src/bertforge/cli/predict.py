@@ -1,0 +1,42 @@
+"""Label texts from a file (CSV, JSONL or one text per line) or stdin; CSV or JSONL out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bertforge.cli.options import add_columns, add_inference, long_text
+
+NAME = "predict"
+SUMMARY = "label texts with a fine-tuned model"
+EPILOG = "example: cat questions.txt | bertforge predict --model runs/trec - > labels.jsonl"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model, the texts and where their labels go.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--model", "runs/trec", "-", "--output", "labels.csv"])
+    >>> args.input, args.output, args.batch_size
+    ('-', 'labels.csv', None)
+    """
+    parser.add_argument("--model", required=True, help="directory written by bertforge finetune or export")
+    parser.add_argument("input", help="file of texts (CSV, JSONL or plain lines), or - for stdin")
+    parser.add_argument("--output", help="CSV or JSONL file (by extension); stdout as JSONL when omitted")
+    add_columns(parser)
+    add_inference(parser)
+    parser.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write one prediction per text; with ``--output``, say on stderr how many."""
+    from bertforge.apps.predictor import Predictor
+
+    predictor = Predictor.load(args.model, device=args.device, long_text=long_text(args))
+    count = predictor.predict_file(args.input, args.output, text_column=args.text_column,
+                                   text_pair_column=args.text_pair_column, batch_size=args.batch_size,
+                                   progress=not args.quiet)
+    if args.output:
+        print(f"{count} predictions written to {args.output}", file=sys.stderr)
+    return 0

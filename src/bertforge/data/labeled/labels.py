@@ -1,0 +1,384 @@
+r"""Labels: what kind they are (classes, several per row, numbers), checked, encoded and decoded.
+
+The label kinds are named once here: :data:`TASKS` and their ``transformers``
+names :data:`PROBLEM_TYPES`. :func:`detect_task` tells the kind from the labels,
+:func:`validate_training_labels` checks that training labels can teach
+something, and :class:`LabelEncoder`, fitted on the training labels only, turns
+labels into the arrays a classifier trains on and class ids back into labels.
+
+>>> import io
+>>> from bertforge.data.labeled.read import read_labeled
+>>> train = read_labeled(io.StringIO("text,label\ngreat film,pos\ndull,neg\nfun,pos\n"))
+>>> encoder = LabelEncoder.fit(train)
+>>> encoder.classes, encoder.encode(train).targets.tolist()
+(('neg', 'pos'), [1, 0, 1])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import NoReturn
+
+import numpy as np
+
+from bertforge.data.labeled.formats import as_number
+from bertforge.data.labeled.messages import fail, listing, show
+from bertforge.data.labeled.read import LabeledData
+from bertforge.errors import BertforgeError
+
+TASKS = ("classification", "multi_label", "regression")
+# The same tasks under the names transformers' config.json gives them (``problem_type``).
+PROBLEM_TYPES = {"classification": "single_label_classification", "multi_label": "multi_label_classification",
+                 "regression": "regression"}
+
+# More distinct integer labels than this and the numbers are read as a score, not
+# classes (intent sets such as Banking77 have 77 integer classes).
+MAX_INTEGER_CLASSES = 100
+
+
+# --------------------------------------------------------------------------- label kinds
+
+
+def _is_multi(value) -> bool:
+    return isinstance(value, (tuple, list, set, frozenset, np.ndarray))
+
+
+def detect_task(labels, label_separator: str | None = None, multi_columns: bool = False) -> str:
+    """``"classification"``, ``"multi_label"`` or ``"regression"`` for these labels.
+
+    Multi-label when several label columns were read (``multi_columns``, or
+    rows holding tuples), or a separator splits labels; regression when every
+    label is a number and some are not integers or there are more than
+    :data:`MAX_INTEGER_CLASSES` distinct integers; classification otherwise. ``labels`` may be a
+    :class:`LabeledData`.
+
+    >>> detect_task(["pos", "neg"]), detect_task(["0.5", "3"]), detect_task(["1", "2", "1"])
+    ('classification', 'regression', 'classification')
+    >>> detect_task(["sport|news", "news"], label_separator="|")
+    'multi_label'
+    """
+    if isinstance(labels, LabeledData):
+        multi_columns = multi_columns or labels.label_names is not None
+        labels = labels.labels or []
+    if isinstance(labels, np.ndarray) and labels.ndim == 2:
+        return "multi_label"
+    if multi_columns or label_separator:
+        return "multi_label"
+    if any(_is_multi(label) for label in labels):
+        return "multi_label"
+    # Look at each distinct label once: files have many rows but few labels.
+    distinct = {label.item() if isinstance(label, np.generic) else label for label in labels} - {None}
+    numbers = {as_number(label) for label in distinct}
+    if distinct and None not in numbers:
+        if any(not number.is_integer() for number in numbers) or len(numbers) > MAX_INTEGER_CLASSES:
+            return "regression"
+    return "classification"
+
+
+@dataclass
+class _Labels:
+    """Labels with what a message needs: the source, and where each row was (a line or a row)."""
+
+    values: list
+    name: str
+    lines: list[int] | None = None
+    column: str | None = None
+    label_names: list[str] | None = None
+    unit: str = "line"
+
+    @classmethod
+    def of(cls, labels) -> "_Labels":
+        if isinstance(labels, LabeledData):
+            if labels.labels is None:
+                fail(labels.path, None, "no label column was read", "add a label column or pass --label-column")
+            return cls(list(labels.labels), labels.path, labels.lines, labels.label_column, labels.label_names,
+                       labels.unit)
+        return cls(list(labels.tolist() if isinstance(labels, np.ndarray) else labels), "labels")
+
+    def where(self, row: int) -> str:
+        return f"{self.unit} {self.lines[row]}" if self.lines is not None else f"item {row}"
+
+    def fail(self, row: int | None, what: str, fix: str) -> NoReturn:
+        if row is not None and self.lines is None:
+            fail(self.name, None, f"item {row}: {what}", fix)
+        fail(self.name, None if row is None else self.lines[row], what, fix, self.unit)
+
+
+def _split_label(label, separator: str | None) -> list[str]:
+    if _is_multi(label):
+        return [str(part).strip() for part in label if str(part).strip()]
+    parts = str(label).split(separator) if separator else [str(label)]
+    return [part.strip() for part in parts if part.strip()]
+
+
+def sorted_classes(classes) -> list[str]:
+    """Numeric labels in numeric order (2 before 10), others alphabetically: the same every run.
+
+    >>> sorted_classes(["10", "2", "2"]), sorted_classes(["spam", "ham"])
+    (['2', '10'], ['ham', 'spam'])
+    """
+    classes = [str(label) for label in set(classes)]
+    if classes and all(as_number(label) is not None for label in classes):
+        return sorted(classes, key=lambda label: (as_number(label), label))
+    return sorted(classes)
+
+
+def _regression_target(source: _Labels, row: int) -> float:
+    number = as_number(source.values[row])
+    if number is None:
+        column = f" (column {show(source.column)})" if source.column else ""
+        source.fail(row, f"the label {show(source.values[row])}{column} is not a number",
+                    "a regression task needs a number in every row: fix it, or choose another --label-column")
+    return number
+
+
+def validate_training_labels(labels, task: str | None = None, label_separator: str | None = None) -> str:
+    r"""Check that training labels can teach something; return the task.
+
+    Every row needs a label; classification needs two classes or more,
+    multi-label at least one label set somewhere, and regression numbers that
+    are not all the same. ``labels`` is a :class:`LabeledData` (messages name
+    its file and lines) or a plain list.
+
+    >>> validate_training_labels(["spam", "ham"])
+    'classification'
+    >>> validate_training_labels(["ham", "ham"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    bertforge.errors.BertforgeError: labels: every row from item 0 to item 1 has the label 'ham'; a classifier needs...
+    """
+    source = _Labels.of(labels)
+    task = task or detect_task(labels if isinstance(labels, LabeledData) else source.values, label_separator,
+                               multi_columns=source.label_names is not None)
+    _check_task(task)
+    if not source.values:
+        source.fail(None, "there are no rows", "add training examples")
+    for row, label in enumerate(source.values):
+        if label is None:
+            source.fail(row, "the label is missing", "every training row needs a label: fill it in or delete the row")
+    if task == "regression":
+        targets = {_regression_target(source, row) for row in range(len(source.values))}
+        if len(targets) < 2:
+            _fail_one_value(source, f"the number {show(source.values[0])}",
+                            "a regression target must vary: check --label-column")
+    elif task == "multi_label":
+        if not any(_split_label(label, label_separator) for label in source.values):
+            _fail_one_value(source, "no label set",
+                            "a multi-label classifier needs rows with labels: check the label columns")
+    else:
+        classes = set(map(str, source.values))
+        if len(classes) < 2:
+            _fail_one_value(source, f"the label {show(source.values[0])}",
+                            "a classifier needs at least two classes:"
+                            " check --label-column or add examples of the other classes")
+        if len(source.values) >= 20 and len(classes) > len(source.values) // 2:
+            # Most rows with a label of their own: the label column holds the texts.
+            source.fail(None, f"{len(classes)} different labels in {len(source.values)} rows look like texts, "
+                              "not classes", "name the columns with --text-column and --label-column")
+    return task
+
+
+def _fail_one_value(source: _Labels, value: str, fix: str) -> NoReturn:
+    last = len(source.values) - 1
+    if source.lines:
+        span = f"from {source.unit} {source.lines[0]} to {source.unit} {source.lines[last]}"
+    else:
+        span = f"from item 0 to item {last}"
+    column = f" in column {show(source.column)}" if source.column else ""
+    fail(source.name, None, f"every row {span} has {value}{column}", fix)
+
+
+def _check_task(task: str) -> None:
+    if task not in TASKS:
+        raise BertforgeError(f"unknown task {show(task)}; pass one of {', '.join(TASKS)}")
+
+
+# --------------------------------------------------------------------------- label encoding
+
+
+class EncodedLabels(tuple):
+    """``(targets, kept)`` from :meth:`LabelEncoder.encode`, with ``dropped`` and ``unseen``.
+
+    ``targets`` are the arrays to train on, ``kept`` the row positions they belong
+    to (``data.subset(kept)`` lines texts up with targets), ``dropped`` how many
+    rows were left out and ``unseen`` how many rows each dropped label had
+    (missing labels count under ``None``).
+    """
+
+    def __new__(cls, targets: np.ndarray, kept: np.ndarray, dropped: int = 0, unseen: dict | None = None):
+        encoded = super().__new__(cls, (targets, kept))
+        encoded.dropped = dropped
+        encoded.unseen = unseen or {}
+        return encoded
+
+    @property
+    def targets(self) -> np.ndarray:
+        return self[0]
+
+    @property
+    def kept(self) -> np.ndarray:
+        return self[1]
+
+
+@dataclass(frozen=True)
+class LabelEncoder:
+    r"""Labels to training targets and back, fitted on the training labels only.
+
+    ``classes`` are sorted (numbers numerically) so ids are the same every run;
+    for 0/1 label columns they keep the file's column order. Regression has no
+    classes. ``to_dict``/``from_dict`` store it in a model's ``bertforge.json``;
+    ``id2label``/``label2id``/``num_labels``/``problem_type`` are the fields a
+    ``config.json`` wants.
+
+    >>> encoder = LabelEncoder.fit(["spam", "ham", "ham"])
+    >>> encoder.id2label, encoder.decode([1, 0])
+    ({0: 'ham', 1: 'spam'}, ['spam', 'ham'])
+    >>> LabelEncoder.from_dict(encoder.to_dict()) == encoder
+    True
+    >>> tags = LabelEncoder.fit(["a|b", "b"], label_separator="|")
+    >>> tags.task, tags.encode(["b|a", "a"]).targets.tolist()
+    ('multi_label', [[1.0, 1.0], [1.0, 0.0]])
+    """
+
+    task: str
+    classes: tuple[str, ...] = ()
+    label_separator: str | None = None
+
+    def __post_init__(self):
+        _check_task(self.task)
+        object.__setattr__(self, "classes", tuple(self.classes))
+
+    @classmethod
+    def fit(cls, labels, task: str | None = None, label_separator: str | None = None) -> "LabelEncoder":
+        """Learn the classes of training ``labels`` (a :class:`LabeledData` or a list).
+
+        ``task`` defaults to :func:`detect_task`. The labels are first checked
+        with :func:`validate_training_labels`.
+        """
+        source = _Labels.of(labels)
+        task = validate_training_labels(labels if isinstance(labels, LabeledData) else source.values,
+                                        task, label_separator)
+        if task == "regression":
+            return cls(task)
+        if task == "multi_label":
+            if source.label_names is not None:
+                return cls(task, tuple(source.label_names))
+            found = {part for label in source.values for part in _split_label(label, label_separator)}
+            return cls(task, tuple(sorted_classes(found)), label_separator)
+        return cls(task, tuple(sorted_classes(map(str, source.values))))
+
+    @cached_property
+    def label2id(self) -> dict[str, int]:
+        if self.task == "regression":
+            return {"LABEL_0": 0}
+        return {label: index for index, label in enumerate(self.classes)}
+
+    @cached_property
+    def id2label(self) -> dict[int, str]:
+        return {index: label for label, index in self.label2id.items()}
+
+    @property
+    def num_labels(self) -> int:
+        """Output width of the classifier head: 1 for regression."""
+        return 1 if self.task == "regression" else len(self.classes)
+
+    @property
+    def problem_type(self) -> str:
+        """The ``transformers`` name of the task, for ``config.json``."""
+        return PROBLEM_TYPES[self.task]
+
+    def encode(self, data, unknown: str = "error") -> EncodedLabels:
+        """Targets for ``data`` (a :class:`LabeledData` or a list of labels).
+
+        Classification gives int64 class ids ``(n,)``, multi-label float32 multi-hot
+        ``(n, num_labels)``, regression float32 ``(n,)``. A label training never saw
+        (or a missing one) raises one line listing up to five such labels with the
+        line of each first occurrence, unless ``unknown="drop"``: then those rows
+        are left out, and the result's ``kept``, ``dropped`` and ``unseen`` say which.
+        A label that is not a number in a regression task always raises.
+        """
+        if unknown not in ("error", "drop"):
+            raise BertforgeError(f"unknown={show(unknown)} is not a choice; pass 'error' or 'drop'")
+        source = _Labels.of(data)
+        kept, first_row, rows_per_label = [], {}, {}
+        for row, label in enumerate(source.values):
+            unseen = self._unseen_in(label)
+            for key in unseen:
+                first_row.setdefault(key, row)
+                rows_per_label[key] = rows_per_label.get(key, 0) + 1
+            if not unseen:
+                kept.append(row)
+        if first_row and unknown == "error":
+            self._fail_unseen(source, first_row)
+        targets = self._targets(source, kept)
+        return EncodedLabels(targets, np.array(kept, dtype=np.int64), len(source.values) - len(kept), rows_per_label)
+
+    def _unseen_in(self, label) -> list:
+        """Labels in this row that training never saw; ``[None]`` for a missing label."""
+        if label is None:
+            return [None]
+        if self.task == "regression":
+            return []
+        if self.task == "classification":
+            return [] if str(label) in self.label2id else [str(label)]
+        return [part for part in _split_label(label, self.label_separator) if part not in self.label2id]
+
+    def _targets(self, source: _Labels, rows: list[int]) -> np.ndarray:
+        values = source.values
+        if self.task == "regression":
+            return np.array([_regression_target(source, row) for row in rows], dtype=np.float32)
+        if self.task == "classification":
+            return np.array([self.label2id[str(values[row])] for row in rows], dtype=np.int64)
+        multi_hot = np.zeros((len(rows), len(self.classes)), dtype=np.float32)
+        for position, row in enumerate(rows):
+            multi_hot[position, [self.label2id[part] for part in _split_label(values[row], self.label_separator)]] = 1.0
+        return multi_hot
+
+    def _fail_unseen(self, source: _Labels, first_rows: dict) -> NoReturn:
+        if None in first_rows:
+            source.fail(first_rows[None], "the label is missing",
+                        "fill it in, or pass --unknown-labels drop to skip rows without a label")
+        shown = [f"{show(label)} ({source.where(row)})" for label, row in list(first_rows.items())[:5]]
+        more = f" and {len(first_rows) - 5} more" if len(first_rows) > 5 else ""
+        count = f"{len(first_rows)} label" + ("" if len(first_rows) == 1 else "s")
+        fail(source.name, None, f"{count} never seen in training: {', '.join(shown)}{more}"
+              f" (training had {listing(list(self.classes))})",
+              "fix them, or pass --unknown-labels drop to skip those rows")
+
+    def decode(self, ids, threshold: float = 0.5) -> list:
+        """Labels for class ids; multi-label takes ``(n, k)`` scores and gives tuples of labels
+        scoring at least ``threshold``; regression returns the floats unchanged."""
+        values = np.asarray(ids)
+        if self.task == "regression":
+            return [float(value) for value in values.reshape(-1)]
+        if self.task == "multi_label":
+            return [tuple(self.classes[k] for k in np.flatnonzero(row >= threshold)) for row in np.atleast_2d(values)]
+        out_of_range = values[(values < 0) | (values >= len(self.classes))]
+        if out_of_range.size:
+            raise BertforgeError(f"class id {int(out_of_range[0])} is out of range; this encoder has"
+                                 f" {len(self.classes)} classes (ids 0 to {len(self.classes) - 1})")
+        return [self.classes[int(value)] for value in values.reshape(-1)]
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields for ``bertforge.json`` (and ``config.json``: string keys in ``id2label``)."""
+        return {"task": self.task, "classes": list(self.classes), "label_separator": self.label_separator,
+                "num_labels": self.num_labels, "problem_type": self.problem_type,
+                "id2label": {str(index): label for index, label in self.id2label.items()},
+                "label2id": dict(self.label2id)}
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> "LabelEncoder":
+        """The encoder saved by :meth:`to_dict`; also reads a ``config.json`` (``id2label``, ``problem_type``)."""
+        tasks = {problem: task for task, problem in PROBLEM_TYPES.items()}
+        task = saved.get("task") or tasks.get(saved.get("problem_type") or "single_label_classification")
+        if task is None:
+            raise BertforgeError(f"saved labels have an unknown problem_type {show(saved.get('problem_type'))};"
+                                 " re-save the model with bertforge")
+        classes = saved.get("classes")
+        if classes is None and task != "regression":
+            id2label = saved.get("id2label") or {}
+            classes = [id2label[key] for key in sorted(id2label, key=int)]
+        return cls(task, tuple(classes or ()), saved.get("label_separator"))
+
+

@@ -1,0 +1,290 @@
+r"""Read labeled examples (or texts to predict on) into :class:`LabeledData`.
+
+The seed workflow is a ``text,label`` CSV each for train, validation and test.
+:func:`read_labeled` reads such files (CSV, TSV or JSON Lines; with or without a
+header; text pairs; several 0/1 label columns) and the same rows given in memory
+(a DataFrame, a list of dicts or of tuples); :func:`read_texts` reads the texts a
+model predicts on, plain text files included. Every row is checked: an empty
+text or a missing label fails with one line naming the file and line (or row).
+
+>>> import io
+>>> read_labeled(io.StringIO("text,label\ngreat film,pos\ndull,neg\n")).labels
+['pos', 'neg']
+>>> read_labeled([("great film", "pos"), ("dull", "neg")]).path
+'<list of 2 rows>'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bertforge.data.labeled.columns import Picks, first_row_is_header, names_a_text_column, pick_columns
+from bertforge.data.labeled.formats import (
+    JSON_SUFFIXES,
+    TABLE_SUFFIXES,
+    Table,
+    delimited_table,
+    first_line_is_json_object,
+    load,
+    looks_like_jsonl,
+    normalize_delimiter,
+    parse_delimited,
+    parse_jsonl,
+    physical_lines,
+    sniff_delimiter,
+)
+from bertforge.data.labeled.in_memory import is_in_memory, rows_table
+from bertforge.data.labeled.messages import show
+
+MULTI_HOT_VALUES = {"1": True, "0": False, "1.0": True, "0.0": False,
+                    "true": True, "false": False, "yes": True, "no": False}
+
+
+@dataclass
+class LabeledData:
+    r"""Texts (and optional pairs and labels) read from one source, with where each row was.
+
+    ``labels`` holds one entry per text: a string for one label column (the raw
+    cell, stripped), a tuple of label names for a multi-label row (0/1 columns or
+    a JSON list), or ``None`` where a prediction file has no label. ``lines[i]``
+    is where row ``i`` was, counted in ``unit``: the line in the file where it
+    starts (``"line"``), or its 0-based position in rows given in memory
+    (``"row"``). ``label_names`` lists the 0/1 label columns of a multi-label
+    file, in file order.
+
+    >>> data = LabeledData(["a", "b", "c"], ["x", "y", "x"], None, [2, 3, 4], "train.csv")
+    >>> len(data), data.subset([2, 0]).labels, data.subset([2, 0]).lines
+    (3, ['x', 'x'], [4, 2])
+    """
+
+    texts: list[str]
+    labels: list | None
+    text_pairs: list[str] | None
+    lines: list[int]
+    path: str
+    label_names: list[str] | None = None
+    label_column: str | None = None
+    unit: str = "line"
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, indices) -> "LabeledData":
+        """The rows at ``indices`` (positions, not line numbers), in that order."""
+        indices = [int(i) for i in indices]
+
+        def pick(values):
+            return None if values is None else [values[i] for i in indices]
+
+        return LabeledData(pick(self.texts), pick(self.labels), pick(self.text_pairs), pick(self.lines),
+                           self.path, self.label_names, self.label_column, self.unit)
+
+
+# --------------------------------------------------------------------------- cells
+
+
+def _value_kind(table: Table, value) -> str:
+    return ("JSON " if table.cells == "json" else "") + type(value).__name__
+
+
+def _text_cell(table: Table, value, line: int, what: str) -> str | None:
+    """A text cell as a string: table cells already are; a number is taken as its digits."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    table.fail(line, f"the {what} is a {_value_kind(table, value)}, not a string", f"write the {what} as a string")
+
+
+def _value_label(table: Table, value, line: int):
+    """A label that is not a table's string: booleans, numbers, lists (multi-label), or None."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return tuple(str(item).strip() for item in value)
+    if isinstance(value, dict):
+        table.fail(line, "the label is a JSON object" if table.cells == "json" else "the label is a dict",
+                   "write the label as a string, a number or a list of strings")
+    return None if value is None else str(value).strip()
+
+
+def _multi_hot_value(table: Table, value, line: int, column: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    flag = MULTI_HOT_VALUES.get(str(value).strip().lower())
+    if flag is None:
+        table.fail(line, f"label column {show(column)} holds {show(value)}, not 0 or 1",
+                   "write 1 where the label applies and 0 where it does not")
+    return flag
+
+
+def _label_cell(table: Table, value, column: str, line: int, require_labels: bool):
+    label = value.strip() if isinstance(value, str) else _value_label(table, value, line)
+    if label is None or label == "":
+        if require_labels:
+            table.fail(line, f"the label (column {show(column)}) is missing", "fill it in or delete the row")
+        return None
+    return label
+
+
+def _multi_label_cells(table: Table, row: list, indices: list[int], names: list[str], line: int) -> tuple[str, ...]:
+    """The names of the 0/1 label columns set to 1 in this row."""
+    values = [row[index] for index in indices]
+    if any(value is None or str(value).strip() == "" for value in values):
+        table.fail(line, "a 0/1 label is missing", "write 0 or 1 in every label column")
+    return tuple(column for column, value in zip(names, values) if _multi_hot_value(table, value, line, column))
+
+
+def _build(table: Table, picks: Picks, require_labels: bool, want_labels: bool) -> LabeledData:
+    """Check every row and collect texts, pairs and labels with their line numbers."""
+    columns = table.columns
+    multi_names = [columns[index] for index in picks.multi]
+    has_labels = want_labels and (picks.label is not None or bool(picks.multi))
+    texts, lines = [], []
+    pairs = [] if picks.pair is not None else None
+    labels = [] if has_labels else None
+    for line, _, row in table.rows:
+        text = _text_cell(table, row[picks.text], line, "text")
+        if text is None or not text.strip():
+            table.fail(line, f"the text (column {show(columns[picks.text])}) is empty or missing",
+                       "fill it in or delete the row")
+        texts.append(text)
+        lines.append(line)
+        if pairs is not None:
+            pair = _text_cell(table, row[picks.pair], line, "text pair")
+            if pair is None or not pair.strip():
+                table.fail(line, f"the second text (column {show(columns[picks.pair])}) is empty or missing",
+                           "fill it in or delete the row")
+            pairs.append(pair)
+        if labels is not None:
+            labels.append(_multi_label_cells(table, row, picks.multi, multi_names, line) if picks.multi
+                          else _label_cell(table, row[picks.label], columns[picks.label], line, require_labels))
+    label_column = None if picks.label is None else columns[picks.label]
+    return LabeledData(texts, labels, pairs, lines, table.name, multi_names or None, label_column, table.unit)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _parse_table(name: str, text: str, suffix: str, delimiter: str | None, has_header: bool | None,
+                 wanted: list[str]) -> Table:
+    delimiter = normalize_delimiter(delimiter, name) or sniff_delimiter(text, suffix, name)
+    records = parse_delimited(text, delimiter, name)
+    if has_header is None:
+        has_header = first_row_is_header(records, wanted)
+    return delimited_table(name, records, has_header, delimiter)
+
+
+def read_labeled(path, text_column=None, label_column=None, text_pair_column=None, label_columns=None,
+                 delimiter: str | None = None, has_header: bool | None = None,
+                 require_labels: bool = True) -> LabeledData:
+    r"""Read a labeled CSV, TSV or JSON Lines file, or labeled rows in memory.
+
+    ``path`` is a file path, ``"-"`` for stdin, an open stream, or rows in memory:
+    a pandas DataFrame, a list of dicts (``[{"text": ..., "label": ...}]``) or a
+    list of tuples (``[(text, label)]``, columns by position). JSON Lines is
+    chosen by the suffix (``.jsonl``, ``.ndjson``, ``.json``) or a first ``{``;
+    anything else is a delimited table whose delimiter is ``delimiter`` or the one
+    (``,`` tab ``;`` ``|``) that splits the first rows evenly. Tab-separated files
+    treat ``"`` as text unless the file is visibly CSV-quoted. ``delimiter`` and
+    ``has_header`` apply to files holding tables only; JSON Lines keys, dict keys
+    and DataFrame columns are the column names.
+
+    Columns are names or 0-based positions (``1`` or ``"1"``). Without them the
+    text is the first of ``text``, ``sentence``, ``review``, ... (else column 0)
+    and the label the first of ``label``, ``labels``, ``class``, ``category``,
+    ``target``, ... (else the last column). ``label_columns`` reads several 0/1
+    columns as one multi-label row (``labels[i]`` is the tuple of names set to 1).
+    A ``sentence1``/``text_a``/``question1``/``premise`` text column brings its
+    partner (``sentence2``, ...) as the pair, unless columns are given.
+
+    ``has_header=None`` detects the header: the first row is one if it holds a
+    requested or usual column name, or does not look like data (no numbers, no
+    sentences, no values repeated in the rows below). With
+    ``require_labels=False`` (files to predict on) the label column may be absent
+    (``labels`` is then ``None``) and empty labels become ``None``.
+
+    Raises :class:`BertforgeError`, one line naming the file, line and fix, for a
+    missing or empty file, bytes that are not UTF-8, a missing column, a row with
+    the wrong number of fields, an empty text, a missing label and bad JSON. For
+    rows in memory the line is the row's position (``row 3``) and the source is
+    named ``<DataFrame>`` or ``<list of N rows>``, as is :attr:`LabeledData.path`.
+
+    >>> import io
+    >>> data = read_labeled(io.StringIO("review,stars\nloved it,5\n\"long, slow\",2\n"))
+    >>> data.texts, data.labels, data.lines
+    (['loved it', 'long, slow'], ['5', '2'], [2, 3])
+    >>> sms = io.StringIO("ham\tGo now, ok\nspam\tWIN cash\nham\tsee you\n")  # no header: 'ham' recurs
+    >>> read_labeled(sms, text_column=1, label_column=0).labels
+    ['ham', 'spam', 'ham']
+    >>> rows = [{"review": "loved it", "stars": 5}, {"review": "", "stars": 2}]
+    >>> read_labeled(rows, label_column="stars")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    bertforge.errors.BertforgeError: <list of 2 rows>: row 1: the text (column 'review') is empty or missing; ...
+    """
+    specs = [text_column, label_column, text_pair_column, *(label_columns or [])]
+    if is_in_memory(path):
+        table = rows_table(path)
+    else:
+        name, text, suffix = load(path)
+        if looks_like_jsonl(text, suffix):
+            table = parse_jsonl(name, text)
+        else:
+            wanted = [str(spec) for spec in specs if isinstance(spec, str) and not spec.strip().isdigit()]
+            table = _parse_table(name, text, suffix, delimiter, has_header, wanted)
+    picks = pick_columns(table, text_column, label_column, text_pair_column, label_columns,
+                         require_labels, want_labels=True)
+    return _build(table, picks, require_labels, want_labels=True)
+
+
+def read_texts(path_or_stream, text_column=None, text_pair_column=None) -> LabeledData:
+    r"""Read texts to predict on: CSV/TSV, JSON Lines, plain text with one text per line, or rows in memory.
+
+    ``path_or_stream`` is a path, ``"-"`` for stdin, an open stream, or rows in
+    memory as :func:`read_labeled` takes them (a list of plain strings too: one
+    text each). Tables and JSON Lines are read as in :func:`read_labeled` (labels
+    are ignored); a file that is neither (no table suffix, no column requested,
+    first line not a JSON object and no usual text column name in it) is plain
+    text: every non-blank line is one text, and ``lines`` says which line it came
+    from.
+
+    >>> import io
+    >>> data = read_texts(io.StringIO("first question ?\n\nsecond, with a comma\n"))
+    >>> data.texts, data.lines, data.labels
+    (['first question ?', 'second, with a comma'], [1, 3], None)
+    >>> read_texts(io.StringIO('{"text": "hi there", "id": 7}\n')).texts
+    ['hi there']
+    >>> read_texts(["hi there", "bye"]).texts
+    ['hi there', 'bye']
+    """
+    if is_in_memory(path_or_stream):
+        table = rows_table(path_or_stream)
+    else:
+        name, text, suffix = load(path_or_stream)
+        if looks_like_jsonl(text, suffix) and (suffix in JSON_SUFFIXES or first_line_is_json_object(text)):
+            table = parse_jsonl(name, text)
+        elif suffix in TABLE_SUFFIXES or text_column is not None or text_pair_column is not None \
+                or _first_line_names_a_text_column(text, suffix, name):
+            wanted = [str(spec) for spec in (text_column, text_pair_column) if isinstance(spec, str)]
+            table = _parse_table(name, text, suffix, None, None, wanted)
+        else:
+            return _plain_lines(name, text)
+    picks = pick_columns(table, text_column, None, text_pair_column, None, False, want_labels=False)
+    return _build(table, picks, require_labels=False, want_labels=False)
+
+
+def _first_line_names_a_text_column(text: str, suffix: str, name: str) -> bool:
+    first_line = next((line for _, line in physical_lines(text) if line.strip()), "")
+    delimiter = sniff_delimiter(text, suffix, name)
+    return names_a_text_column(first_line.rstrip("\r\n").split(delimiter))
+
+
+def _plain_lines(name: str, text: str) -> LabeledData:
+    texts, lines = [], []
+    for number, line in physical_lines(text):
+        line = line.rstrip("\r\n")
+        if line.strip():
+            texts.append(line)
+            lines.append(number)
+    return LabeledData(texts, None, None, lines, name)
