@@ -23,9 +23,11 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -120,12 +122,38 @@ def import_tensorflow(source: Path):
     """TensorFlow, or an error naming the extra that brings it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter off stderr
     try:
-        import tensorflow as tf
+        with _native_stderr_silenced():
+            import tensorflow as tf
     except ImportError:
         raise BertforgeError(
             f"{source}: reading a TensorFlow checkpoint needs the tensorflow extra: {INSTALL_HINT}"
         ) from None
     return tf
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Nothing written to the process's stderr inside, by Python or by native code.
+
+    TensorFlow 2.21's C++ start-up lines (absl's "log messages before
+    absl::InitializeLog()", oneDNN, CPU features) go straight to file descriptor 2
+    and ignore ``TF_CPP_MIN_LOG_LEVEL``; a failed conversion must still be one line.
+    Where stderr is no real file (a notebook, a captured stream) there is nothing to do.
+    """
+    try:
+        descriptor = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(descriptor)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), descriptor)
+            yield
+    finally:
+        os.dup2(saved, descriptor)
+        os.close(saved)
 
 
 def first_line(error: BaseException) -> str:
@@ -169,6 +197,7 @@ class TensorFlowCheckpoint:
 
 def saved_model_proto(directory: Path):
     """The parsed ``saved_model.pb`` of ``directory``."""
+    import_tensorflow(directory)  # the one-line error without the extra, and no start-up chatter
     from tensorflow.core.protobuf import saved_model_pb2
 
     path = directory / "saved_model.pb"
