@@ -136,7 +136,7 @@ def settings_for(args, work: Path, vocab_dir: Path, out: Path, **overrides):
                   held_out=args.held_out, shards_dir=str(work / "shards"), progress=False, log_every=10,
                   seed=args.seed, **MODEL)
     values.update(overrides)
-    return PretrainSettings(**values)
+    return PretrainSettings.of(**values)
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -287,3 +287,21 @@ def test_layerwise_learning_rates_shrink_going_down(minilm_dir):
     assert rate_of[id(model.bert.encoder.layer[0].output.dense.weight)] == pytest.approx(1e-4 * 0.5 ** 6)
     assert rate_of[id(model.bert.embeddings.word_embeddings.weight)] == pytest.approx(1e-4 * 0.5 ** 7)
     assert len(rate_of) == sum(1 for p in trainable.parameters() if p.requires_grad)
+
+
+def test_finetune_from_a_dataframe_returns_the_trained_model(minilm_dir, tmp_path):
+    pandas = pytest.importorskip("pandas")
+    import bertforge
+
+    frame = pandas.DataFrame([{"question": text, "kind": label, "source": "made up"}
+                              for label, texts in QUESTIONS.items() for text in texts])
+    classifier = bertforge.finetune(train=frame, model=minilm_dir, out=tmp_path / "m", text_column="question",
+                                    label_column="kind", epochs=2, batch_size=8, learning_rate=1e-4,
+                                    fine_tune_layers=1, val_fraction=0.25, progress=False)
+    assert isinstance(classifier, Classifier)
+    predictions = classifier.predict(["Who wrote the song ?", "Where is the lake ?"])
+    assert {prediction["label"] for prediction in predictions} <= set(QUESTIONS)
+    saved = json.loads((tmp_path / "m" / "bertforge.json").read_text())
+    assert saved["settings"]["train"] == "<DataFrame of 24 rows>" and saved["settings"]["epochs"] == 2
+    assert sorted(saved["label_encoder"]["classes"]) == sorted(QUESTIONS)
+    assert Classifier.load(tmp_path / "m").predict(["Who wrote the song ?"]) == predictions[:1]

@@ -188,6 +188,26 @@ def violations(sources: dict[str, str]) -> list[str]:
     return problems
 
 
+def task_by_name_imports(sources: dict[str, str]) -> list[str]:
+    """Imports of one task's own modules from outside ``tasks/``: the jobs, the service and export
+    reach a task through the registry (``bertforge.tasks``) and its interface (``tasks/base.py``)."""
+    seam = {"bertforge.tasks", "bertforge.tasks.base"}
+    return [f"{edge.source} (line {edge.line}) imports {edge.target}: go through bertforge.tasks and its interface"
+            for module, edges in import_graph(sources).items()
+            if module not in PUBLIC_SURFACE and not module.startswith("bertforge.tasks")
+            for edge in edges if edge.target.startswith("bertforge.tasks.") and edge.target not in seam]
+
+
+def test_nothing_outside_tasks_names_a_task():
+    assert not task_by_name_imports(read_sources())
+
+
+def test_a_job_naming_a_task_fails_the_rule():
+    sources = read_sources()
+    sources["bertforge.apps.finetune"] += "\n\ndef _planted():\n    from bertforge.tasks.classification.task import KINDS\n"
+    assert any("bertforge.apps.finetune" in problem for problem in task_by_name_imports(sources))
+
+
 def test_the_package_keeps_its_layers():
     problems = violations(read_sources())
     assert not problems, "\n".join(problems)

@@ -234,7 +234,7 @@ def _pretrain(settings: DemoSettings, out: Path, corpus_path: Path, stages: list
         leftover.unlink()  # a killed earlier demo; the demo always starts afresh
     say(f"pretraining a {settings.layers}x{settings.hidden} BERT for {settings.time_budget:g} s")
     with tempfile.TemporaryDirectory() as shards:
-        summary = pretrain(PretrainSettings(
+        summary = pretrain(PretrainSettings.of(
             corpus=[str(corpus_path)], vocab=str(out / "vocab"), out=str(pretrained), layers=settings.layers,
             hidden=settings.hidden, seq_len=settings.seq_len, batch_size=settings.pretrain_batch_size,
             learning_rate=settings.pretrain_learning_rate, pair_objective=settings.pair_objective,

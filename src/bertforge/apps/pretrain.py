@@ -29,7 +29,7 @@ from bertforge.constants import IGNORE_INDEX
 from bertforge.model.heads import BertForMaskedLM, BertForPreTraining
 from bertforge.text.tokenizer import Tokenizer
 from bertforge.training import distributed
-from bertforge.training.loop import TrainingArguments, TrainingLoop
+from bertforge.training.loop import TrainingArguments, TrainingLoop, resolve_precision
 
 
 @dataclass
@@ -56,38 +56,60 @@ class PretrainSettings:
     seq_len: int = 128
     dropout: float | None = None
     batch_size: int = 32
-    learning_rate: float = 5e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    max_grad_norm: float | None = 1.0
-    gradient_accumulation: int = 1
-    epochs: int | None = None
-    max_steps: int | None = None
-    time_budget: float | None = None
     mask_rate: float = 0.15
     whole_word_masking: bool = False
     pair_objective: str = "nsp"
     pair_rate: float = 0.5
     short_sequence_rate: float = 0.1
     held_out: float = 0.01
-    eval_every: int | None = 500
     eval_sequences: int = 1000
-    checkpoint_every: int | None = 500
-    log_every: int = 50
     text_format: str = "auto"
     split_clauses: bool = False
     shards_dir: str | None = None
     workers: int | None = None
-    precision: str = "auto"  # bf16 on a GPU, fp32 on a CPU
     compile: bool = False
     device: str | None = None
-    seed: int = 0
     resume: bool = False
     progress: bool = True
+    training: TrainingArguments = dataclasses.field(default_factory=lambda: pretraining_arguments())
 
-    def __post_init__(self) -> None:
-        if self.epochs is None and self.max_steps is None and self.time_budget is None:
-            self.epochs = 1  # a run must end somewhere; one pass over the corpus
+    @classmethod
+    def of(cls, **options: Any) -> "PretrainSettings":
+        """Settings from flat options (``max_steps=100, learning_rate=1e-3, layers=4``): the
+        training loop's own go into ``training``, over pretraining's defaults."""
+        loop_fields = {field.name for field in dataclasses.fields(TrainingArguments)}
+        training = {name: options.pop(name) for name in list(options) if name in loop_fields}
+        return cls(**options, training=pretraining_arguments(**training))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as ``bertforge.json`` records them, flat."""
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name != "training"}
+        return values | {name: getattr(self.training, name) for name in _RECORDED_TRAINING}
+
+
+#: Where pretraining's loop settings differ from fine-tuning's: a larger peak learning rate,
+#: a shorter warmup (RoBERTa's 6%), evaluations and checkpoints every 500 steps, bf16 on a GPU.
+PRETRAINING_DEFAULTS = dict(learning_rate=5e-4, warmup_ratio=0.06, eval_every=500, checkpoint_every=500,
+                            precision="auto", epochs=None)
+
+# The loop settings bertforge.json has always listed among a pretraining run's settings.
+_RECORDED_TRAINING = ("learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "gradient_accumulation",
+                      "epochs", "max_steps", "time_budget", "eval_every", "checkpoint_every", "log_every",
+                      "precision", "seed")
+
+
+def pretraining_arguments(**given: Any) -> TrainingArguments:
+    """The loop's settings for pretraining: :data:`PRETRAINING_DEFAULTS` under what is given,
+    and one pass over the corpus when nothing says where to stop.
+
+    >>> args = pretraining_arguments(max_steps=100)
+    >>> args.learning_rate, args.epochs, args.max_steps, pretraining_arguments().epochs
+    (0.0005, None, 100, 1)
+    """
+    values = {**PRETRAINING_DEFAULTS, **given}
+    if values["epochs"] is None and values.get("max_steps") is None and values.get("time_budget") is None:
+        values["epochs"] = 1  # a run must end somewhere
+    return TrainingArguments(**values)
 
 
 def model_config(settings: PretrainSettings, vocab_size: int) -> BertConfig:
@@ -111,13 +133,6 @@ def model_config(settings: PretrainSettings, vocab_size: int) -> BertConfig:
     return config
 
 
-def precision_for(setting: str, device: torch.device) -> str:
-    if setting == "auto":
-        # bf16 matmuls on CPUs without native support run ~100x slower than fp32.
-        return "bf16" if device.type == "cuda" else "fp32"
-    return setting
-
-
 def evaluate_pretraining(model: nn.Module, batches: PretrainingBatches, device: torch.device,
                          max_sequences: int | None = None, precision: str = "fp32") -> dict[str, float]:
     """Held-out masked-LM loss, accuracy and perplexity, and pair accuracy when trained."""
@@ -134,7 +149,7 @@ def evaluate_pretraining(model: nn.Module, batches: PretrainingBatches, device: 
         loss_sum += float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
         correct += float((logits.argmax(-1) == targets).sum())
         masked += len(targets)
-        if "next_sentence_label" in batch and output.seq_relationship_logits is not None:
+        if "next_sentence_label" in batch and getattr(output, "seq_relationship_logits", None) is not None:
             pair_logits = output.seq_relationship_logits.float()
             pair_labels = moved["next_sentence_label"]
             pair_loss_sum += float(torch.nn.functional.cross_entropy(pair_logits, pair_labels, reduction="sum"))
@@ -158,7 +173,7 @@ def pretrain(settings: PretrainSettings) -> dict:
     >>> text = "\\n\\n".join(f"The day {i} was cold. The wind blew hard. We stayed in." for i in range(40))
     >>> _ = (folder / "corpus.txt").write_text(text)
     >>> _ = Tokenizer.train([text], vocab_size=60).save(folder / "vocab")
-    >>> summary = pretrain(PretrainSettings(corpus=[str(folder / "corpus.txt")], vocab=str(folder / "vocab"),
+    >>> summary = pretrain(PretrainSettings.of(corpus=[str(folder / "corpus.txt")], vocab=str(folder / "vocab"),
     ...     out=str(folder / "model"), preset="tiny", seq_len=32, batch_size=8, max_steps=3, held_out=0.1,
     ...     shards_dir=str(folder / "shards"), progress=False))
     >>> summary["steps"], sorted(p.name for p in (folder / "model").glob("*.safetensors"))
@@ -193,25 +208,18 @@ def _pretrain(settings: PretrainSettings, device: torch.device, rank: int, world
     if settings.progress and rank == 0:
         print(f"corpus: {corpus.describe()}")
 
-    train = PretrainingBatches(corpus, vocabulary, masking, settings.batch_size, seed=settings.seed,
+    train = PretrainingBatches(corpus, vocabulary, masking, settings.batch_size, seed=settings.training.seed,
                                held_out_fraction=settings.held_out, rank=rank, world_size=world)
     held_out = None
     if settings.held_out > 0 and rank == 0:
         # The global batch size here too: the held-out masks do not depend on the process count.
         held_out = PretrainingBatches(corpus, vocabulary, masking, settings.batch_size,
-                                      seed=settings.seed, held_out_fraction=settings.held_out, held_out=True)
+                                      seed=settings.training.seed, held_out_fraction=settings.held_out, held_out=True)
 
-    torch.manual_seed(settings.seed)  # the same initial weights in every process
+    torch.manual_seed(settings.training.seed)  # the same initial weights in every process
     model = (BertForPreTraining if masking.pairs else BertForMaskedLM)(config)
-    precision = precision_for(settings.precision, device)
-    args = TrainingArguments(
-        epochs=settings.epochs, max_steps=settings.max_steps, time_budget=settings.time_budget,
-        learning_rate=settings.learning_rate, weight_decay=settings.weight_decay,
-        warmup_ratio=settings.warmup_ratio, max_grad_norm=settings.max_grad_norm,
-        gradient_accumulation=settings.gradient_accumulation, precision=precision, seed=settings.seed,
-        eval_every=settings.eval_every,
-        checkpoint_every=settings.checkpoint_every, log_every=settings.log_every,
-    )
+    args = settings.training
+    precision = resolve_precision(args.precision, device)
     evaluate = None if held_out is None else (
         lambda module: evaluate_pretraining(module, held_out, device, settings.eval_sequences, precision))
     identity = {"corpus": corpus.directory.name, "masking": dataclasses.asdict(masking),
@@ -238,8 +246,7 @@ def _pretrain(settings: PretrainSettings, device: torch.device, rank: int, world
                                           "sentences": corpus.n_sentences, "tokens": corpus.n_tokens,
                                           "shards": str(corpus.directory)},
             "training_sequences": train.n_sequences,
-            "settings": {key: value for key, value in dataclasses.asdict(settings).items()
-                         if key not in ("progress", "resume")},
+            "settings": {key: value for key, value in settings.to_dict().items() if key not in ("progress", "resume")},
         }
         save_pretrained(model, out, tokenizer=tokenizer, metadata=summary)
         (out / "pretraining_history.jsonl").write_text(

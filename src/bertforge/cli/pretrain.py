@@ -84,7 +84,7 @@ def settings(args: argparse.Namespace):
     """The ``PretrainSettings`` the options ask for."""
     from bertforge.apps.pretrain import PretrainSettings
 
-    return PretrainSettings(
+    return PretrainSettings.of(
         corpus=args.corpus, vocab=args.vocab, out=args.out, preset=args.preset, layers=args.layers,
         heads=args.heads, hidden=args.hidden, intermediate=args.intermediate, seq_len=args.seq_len,
         dropout=args.dropout, batch_size=args.batch_size, learning_rate=args.learning_rate,

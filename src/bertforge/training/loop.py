@@ -15,6 +15,7 @@ same step.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import random
@@ -64,7 +65,7 @@ class TrainingArguments:
     warmup_ratio: float = 0.1
     max_grad_norm: float | None = 1.0
     gradient_accumulation: int = 1
-    precision: str = "fp32"  # or "bf16": autocast to bfloat16
+    precision: str = "fp32"  # or "bf16": autocast to bfloat16; "auto": bf16 on a GPU, fp32 on a CPU
     seed: int = 0
     eval_every: int | None = None  # steps; None evaluates at the end of each epoch
     early_stopping_patience: int | None = None  # evaluations without improvement
@@ -79,8 +80,8 @@ class TrainingArguments:
             raise BertforgeError(f"epochs must be at least 1, got {self.epochs}")
         if self.gradient_accumulation < 1:
             raise BertforgeError(f"gradient accumulation must be at least 1, got {self.gradient_accumulation}")
-        if self.precision not in ("fp32", "bf16"):
-            raise BertforgeError(f"precision must be fp32 or bf16, got {self.precision!r}")
+        if self.precision not in ("fp32", "bf16", "auto"):
+            raise BertforgeError(f"precision must be fp32, bf16 or auto, got {self.precision!r}")
         if self.learning_rate <= 0:
             raise BertforgeError(f"learning rate must be positive, got {self.learning_rate}")
 
@@ -91,6 +92,18 @@ class TrainingArguments:
     def budget_schedule(self) -> bool:
         """A time budget without a step count: warmup and decay follow the clock."""
         return self.time_budget is not None and self.max_steps is None and self.epochs is None
+
+
+def resolve_precision(setting: str, device: torch.device) -> str:
+    """``"auto"`` as the device wants it; ``fp32`` and ``bf16`` as they are.
+
+    >>> resolve_precision("auto", torch.device("cpu")), resolve_precision("bf16", torch.device("cpu"))
+    ('fp32', 'bf16')
+    """
+    if setting == "auto":
+        # bf16 matmuls on CPUs without native support run ~100x slower than fp32.
+        return "bf16" if device.type == "cuda" else "fp32"
+    return setting
 
 
 def set_seed(seed: int) -> None:
@@ -160,7 +173,7 @@ class TrainingLoop:
         self.model = model
         self.device = torch.device(device)
         self.source = source
-        self.args = args
+        self.args = dataclasses.replace(args, precision=resolve_precision(args.precision, self.device))
         self.output_dir = Path(output_dir)
         self.evaluate = evaluate
         self.metric = metric
