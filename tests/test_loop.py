@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from bertforge.errors import BertforgeError
-from bertforge.training.loop import TrainingArguments, TrainingLoop, warmup_linear_decay
+from bertforge.training.arguments import TrainingArguments
+from bertforge.training.loop import TrainingLoop, warmup_linear_decay
 
 
 class ToySource:

@@ -19,7 +19,8 @@ from bertforge.data.pretraining import MaskingSettings, PretrainingBatches, Voca
 from bertforge.data.shards import build_shards
 from bertforge.model.heads import BertForMaskedLM, BertForPreTraining
 from bertforge.text.tokenizer import Tokenizer
-from bertforge.training.loop import TrainingArguments, TrainingLoop
+from bertforge.training.arguments import TrainingArguments
+from bertforge.training.loop import TrainingLoop
 
 TOPICS = ["the river ran cold under the old stone bridge", "a raven sat upon the bust above my chamber door",
           "the cask was opened in the deep and silent vault", "we walked along the shore until the light failed",

@@ -35,7 +35,8 @@ from bertforge.tasks.base import Split
 from bertforge.text.long_text import LongText
 from bertforge.text.tokenizer import Tokenizer
 from bertforge.training.frozen_cache import FrozenCache
-from bertforge.training.loop import TrainingArguments, TrainingLoop, set_seed
+from bertforge.training.arguments import TrainingArguments
+from bertforge.training.loop import TrainingLoop, set_seed
 
 BEST_WEIGHTS = "best-model.safetensors"
 

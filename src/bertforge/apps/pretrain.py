@@ -29,7 +29,8 @@ from bertforge.constants import IGNORE_INDEX
 from bertforge.model.heads import BertForMaskedLM, BertForPreTraining
 from bertforge.text.tokenizer import Tokenizer
 from bertforge.training import distributed
-from bertforge.training.loop import TrainingArguments, TrainingLoop, resolve_precision
+from bertforge.training.arguments import TrainingArguments, resolve_precision
+from bertforge.training.loop import TrainingLoop
 
 
 @dataclass
