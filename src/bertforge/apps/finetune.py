@@ -34,8 +34,8 @@ from bertforge.tasks import Task, task_class
 from bertforge.tasks.base import Split
 from bertforge.text.long_text import LongText
 from bertforge.text.tokenizer import Tokenizer
+from bertforge.training.arguments import TrainingArguments, take_loop_options
 from bertforge.training.frozen_cache import FrozenCache
-from bertforge.training.arguments import TrainingArguments
 from bertforge.training.loop import TrainingLoop, set_seed
 
 BEST_WEIGHTS = "best-model.safetensors"
@@ -92,8 +92,7 @@ class FineTuneSettings:
     def of(cls, **options: Any) -> "FineTuneSettings":
         """Settings from flat options (``epochs=1, learning_rate=1e-4, batch_size=8``): the
         training loop's own go into ``training``."""
-        loop_fields = {field.name for field in dataclasses.fields(TrainingArguments)}
-        training = {name: options.pop(name) for name in list(options) if name in loop_fields}
+        training = take_loop_options(options)
         return cls(**options, training=TrainingArguments(**training))
 
     def __post_init__(self) -> None:

@@ -29,7 +29,7 @@ from bertforge.constants import IGNORE_INDEX
 from bertforge.model.heads import BertForMaskedLM, BertForPreTraining
 from bertforge.text.tokenizer import Tokenizer
 from bertforge.training import distributed
-from bertforge.training.arguments import TrainingArguments, resolve_precision
+from bertforge.training.arguments import TrainingArguments, resolve_precision, take_loop_options
 from bertforge.training.loop import TrainingLoop
 
 
@@ -78,9 +78,8 @@ class PretrainSettings:
     def of(cls, **options: Any) -> "PretrainSettings":
         """Settings from flat options (``max_steps=100, learning_rate=1e-3, layers=4``): the
         training loop's own go into ``training``, over pretraining's defaults."""
-        loop_fields = {field.name for field in dataclasses.fields(TrainingArguments)}
-        training = {name: options.pop(name) for name in list(options) if name in loop_fields}
-        return cls(**options, training=pretraining_arguments(**training))
+        training = pretraining_arguments(**take_loop_options(options))  # before options is unpacked
+        return cls(**options, training=training)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as ``bertforge.json`` records them, flat."""

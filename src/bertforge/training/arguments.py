@@ -7,7 +7,8 @@ runs by it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 
@@ -73,3 +74,14 @@ def resolve_precision(setting: str, device: torch.device) -> str:
         # bf16 matmuls on CPUs without native support run ~100x slower than fp32.
         return "bf16" if device.type == "cuda" else "fp32"
     return setting
+
+
+def take_loop_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`TrainingArguments` fields among flat options, taken out of ``options``.
+
+    >>> options = {"epochs": 2, "batch_size": 8, "learning_rate": 1e-4}
+    >>> take_loop_options(options), options
+    ({'epochs': 2, 'learning_rate': 0.0001}, {'batch_size': 8})
+    """
+    names = {field.name for field in fields(TrainingArguments)}
+    return {name: options.pop(name) for name in list(options) if name in names}
