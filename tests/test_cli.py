@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from bertforge.cli import main as cli
+from bertforge.cli import app as cli
 from bertforge.cli.options import flat_settings
 
 
@@ -110,7 +110,7 @@ def test_export_defaults_are_the_exporters():
 
 
 def test_building_the_parser_imports_no_torch():
-    code = "import sys; from bertforge.cli.main import build_parser; build_parser(); print('torch' in sys.modules)"
+    code = "import sys; from bertforge.cli.app import build_parser; build_parser(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
 
 
@@ -169,3 +169,10 @@ def test_bad_usage_exits_2(capsys):
             cli.main(argv)
         assert exit.value.code == 2
 
+
+
+def test_the_task_choices_are_tasks_the_registry_knows():
+    from bertforge.tasks import all_kinds
+
+    task = next(action for action in subparser("finetune")._actions if action.dest == "task")
+    assert set(task.choices) <= set(all_kinds())

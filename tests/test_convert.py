@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from bertforge import BertForPreTraining, BertModel, Tokenizer, load_pretrained
-from bertforge.cli.main import main
+from bertforge.cli.app import main
 from bertforge.model.config import BertConfig
 from bertforge.errors import BertforgeError
 from bertforge.io import tensorflow as convert_module

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from bertforge.apps.predictor import Classifier
-from bertforge.cli.main import main
+from bertforge.cli.app import main
 from bertforge.apps.demo import DemoSettings, run_demo
 from bertforge.apps.stdlib_corpus import prose_paragraphs, stdlib_docstrings
 from bertforge.apps.word_order import LABELS, build_task, order_task_text, swap_halves, word_order_examples

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bertforge.cli.main import main
+from bertforge.cli.app import main
 from bertforge.apps.embedding import Embedder, check_output_path, encode
 from bertforge.errors import BertforgeError
 

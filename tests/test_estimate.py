@@ -10,7 +10,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from bertforge import BertConfig, BertForPreTraining, BertforgeError
-from bertforge.cli.main import main
+from bertforge.cli.app import main
 from bertforge.apps.estimate import Phase, estimate_run, measure_tokens_per_second, parse_count, parse_price
 from bertforge.model.bert import count_parameters
 from bertforge.model.flops import (

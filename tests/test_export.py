@@ -11,7 +11,7 @@ pytest.importorskip("onnxruntime", reason="install the onnx extra: pip install -
 pytest.importorskip("onnxscript", reason="install the onnx extra: pip install -e '.[onnx]'")
 
 from bertforge.apps.predictor import Classifier  # noqa: E402
-from bertforge.cli.main import main  # noqa: E402
+from bertforge.cli.app import main  # noqa: E402
 from bertforge.errors import BertforgeError  # noqa: E402
 from bertforge.apps.export import export_onnx  # noqa: E402
 from bertforge.text.long_text import LongText  # noqa: E402

@@ -225,7 +225,7 @@ def test_every_module_sits_in_a_layer():
     ("bertforge.model.bert", "def _planted():\n    from bertforge.text.tokenizer import Tokenizer\n",
      "bertforge.model.bert reaches bertforge.text"),
     # anything below cli/ importing cli/
-    ("bertforge.data.corpus", "def _planted():\n    from bertforge.cli.main import main\n", "may not reach cli/"),
+    ("bertforge.data.corpus", "def _planted():\n    from bertforge.cli.app import main\n", "may not reach cli/"),
     # the loop reaching the model through a module it imports
     ("bertforge.training.distributed", "from bertforge.model import layout\n", "reaches bertforge.model"),
 ])

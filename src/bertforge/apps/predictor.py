@@ -20,7 +20,8 @@ from bertforge.errors import BertforgeError
 from bertforge.io.model_dir import resolve_model_dir
 from bertforge.io.onnx import ONNX_FILE, OnnxClassifierModel
 from bertforge.model.config import check_vocabulary
-from bertforge.tasks import Task, task_for_model
+from bertforge.tasks import Task, fine_tuned, task_for_model
+from bertforge.text.features import Features
 from bertforge.text.long_text import LongText
 from bertforge.text.tokenizer import Tokenizer
 
@@ -61,15 +62,22 @@ class Predictor:
 
     @property
     def threshold(self) -> float:
+        """Multi-label models: a label is predicted above this probability (0.5 unless set)."""
         return getattr(self.task, "threshold", 0.5)
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self.task.threshold = value
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, long_text: LongText | None = None) -> "Predictor":
+        """Open a fine-tuned model directory, or an exported one; ``long_text`` overrides the
+        way the model was trained to read long texts."""
         directory = resolve_model_dir(path)
         metadata = _read_json(directory / "bertforge.json", "re-export the model")
         config = _read_json(directory / "config.json", "re-save the model")
         exported = (directory / ONNX_FILE).is_file()  # written by bertforge export
-        if exported and "label_encoder" not in metadata:
+        if exported and not fine_tuned(metadata, {}):
             raise BertforgeError(f"{directory}: has {ONNX_FILE} but no bertforge.json with its labels; "
                                  "export the model again with bertforge export")
         task = task_for_model(metadata, config)
@@ -94,12 +102,19 @@ class Predictor:
 
         ``batch_size`` defaults to what runs fastest on a CPU: 128 rows for PyTorch
         (it drops the padding), 32 for ONNX Runtime (it computes on the padding)."""
+        return self._outputs(self.task.from_texts(texts, text_pairs), batch_size, progress)
+
+    def _outputs(self, examples, batch_size: int | None, progress: bool) -> np.ndarray:
+        if len(examples) == 0:
+            return np.empty((0, self.task.output_width()), dtype=np.float32)
+        rows = self.task.encode("predict", examples, self.tokenizer, self.max_seq_length, self.long_text,
+                                labeled=False).features
+        return self.run(rows, batch_size, progress)
+
+    def run(self, rows: Features, batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        """The head's outputs per example for encoded rows (the windows of a text folded)."""
         exported = isinstance(self.model, OnnxClassifierModel)
         batch_size = batch_size or (ONNX_BATCH_SIZE if exported else BATCH_SIZE)
-        if len(texts) == 0:
-            return np.empty((0, self.task.output_width()), dtype=np.float32)
-        rows = self.task.encode("predict", self.task.from_texts(texts, text_pairs), self.tokenizer, self.max_seq_length,
-                                self.long_text, labeled=False).features
         model, task = self.model, self.task
         run = model if exported else (lambda i, m, s: task.head_outputs(model, i, m, s))
         raw = run_batched(run, rows.input_ids, rows.input_mask, rows.segment_ids, batch_size=batch_size,
@@ -110,9 +125,11 @@ class Predictor:
                 batch_size: int | None = None, progress: bool = False) -> list[dict[str, Any]]:
         """One prediction per text, as the task describes it (for classification:
         ``label`` and ``probabilities`` by label)."""
-        return self.describe(self.scores(texts, text_pairs, batch_size, progress))
+        examples = self.task.from_texts(texts, text_pairs)
+        return self.task.decode(self._outputs(examples, batch_size, progress), examples)
 
     def describe(self, scores: np.ndarray) -> list[dict[str, Any]]:
+        """Raw outputs per text (:meth:`scores`) as the task's predictions."""
         return self.task.decode(scores)
 
     def predict_file(self, source: str, output: str | None = None, text_column: str | None = None,
@@ -136,8 +153,7 @@ class Predictor:
         columns = {**{k: v for k, v in self.columns.items() if v is not None}, **{k: v for k, v in columns.items() if v}}
         split = self.task.encode("evaluate", self.task.read(path, columns), self.tokenizer, self.max_seq_length,
                                  self.long_text, unknown=unknown)
-        texts, pairs = self.task.texts(split.examples)
-        metrics = self.task.metrics(split.targets, self.scores(texts, pairs, batch_size=batch_size))
+        metrics = self.task.metrics(split.targets, self.run(split.features, batch_size))
         metrics["dropped_rows"] = split.dropped
         return metrics
 

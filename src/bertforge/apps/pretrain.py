@@ -29,7 +29,8 @@ from bertforge.constants import IGNORE_INDEX
 from bertforge.model.heads import BertForMaskedLM, BertForPreTraining
 from bertforge.text.tokenizer import Tokenizer
 from bertforge.training import distributed
-from bertforge.training.arguments import TrainingArguments, resolve_precision, take_loop_options
+from bertforge.training.arguments import (TrainingArguments, check_options, resolve_precision, settings_record,
+                                         take_loop_options)
 from bertforge.training.loop import TrainingLoop
 
 
@@ -78,13 +79,13 @@ class PretrainSettings:
     def of(cls, **options: Any) -> "PretrainSettings":
         """Settings from flat options (``max_steps=100, learning_rate=1e-3, layers=4``): the
         training loop's own go into ``training``, over pretraining's defaults."""
+        check_options(cls, options)
         training = pretraining_arguments(**take_loop_options(options))  # before options is unpacked
         return cls(**options, training=training)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as ``bertforge.json`` records them, flat."""
-        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name != "training"}
-        return values | {name: getattr(self.training, name) for name in _RECORDED_TRAINING}
+        return settings_record(self, _RECORDED_TRAINING)
 
 
 #: Where pretraining's loop settings differ from fine-tuning's: a larger peak learning rate,

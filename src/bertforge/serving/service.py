@@ -26,26 +26,23 @@ from bertforge.apps.embedding import Embedder, check_max_length
 from bertforge.errors import BertforgeError
 from bertforge.serving.batcher import MicroBatcher
 from bertforge.serving.limits import DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, Limits, RequestError
-from bertforge.tasks import TASKS
+from bertforge.tasks import fine_tuned
 
 
 def has_task_head(directory: Path) -> bool:
-    """Whether a model directory was fine-tuned for a task: labels in ``bertforge.json``
+    """Whether a model directory says a task fine-tuned it: its labels in ``bertforge.json``,
     or a task head's architecture (``...ForSequenceClassification``) in ``config.json``."""
-    heads = tuple(head for task in TASKS for head in task.architectures)
-    for name, is_classifier in (
-            ("bertforge.json", lambda values: "label_encoder" in values),
-            ("config.json", lambda values: any(str(a).endswith(heads) for a in values.get("architectures") or ()))):
-        path = directory / name
-        if not path.is_file():
-            continue
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise BertforgeError(f"{path}: not valid JSON ({error}); re-save the model") from None
-        if isinstance(values, dict) and is_classifier(values):
-            return True
-    return False
+    return fine_tuned(*(_read_json(directory / name) for name in ("bertforge.json", "config.json")))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BertforgeError(f"{path}: not valid JSON ({error}); re-save the model") from None
+    return values if isinstance(values, dict) else {}
 
 
 class ModelService:
@@ -158,15 +155,15 @@ class ModelService:
                                     "encoder), so there is nothing to predict; POST /embed works, or serve a "
                                     "directory written by bertforge finetune")
         fields = self.predictor.task.request_fields
-        first = fields[0].name  # the field that sets how many items the request holds
+        first = fields[0]  # the field that sets how many items the request holds
         for field in fields:
             values = body.get(field.name)
             if field.kind in ("texts", "optional texts") and values is not None:
-                if len(values) != len(body[first]):
-                    raise RequestError(422, f"{field.name} has {_items(len(values))} but {first} has "
-                                            f"{_items(len(body[first]))}; send one per item of {first}")
+                if len(values) != len(body[first.name]):
+                    raise RequestError(422, f"{field.name} has {_items(len(values))} but {first.name} has "
+                                            f"{_items(len(body[first.name]))}; send one {field.item} per {first.item}")
                 self.limits.check(values, name=field.name)
-        if not body[first]:
+        if not body[first.name]:
             return []
         return await self.predict_batcher.submit(self.predictor.task.request_examples(body))
 

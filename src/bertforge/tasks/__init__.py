@@ -21,6 +21,7 @@ TASKS: tuple[type[Task], ...] = (ClassificationTask,)
 
 
 def all_kinds() -> list[str]:
+    """Every ``--task`` value, of every task."""
     return [kind for task in TASKS for kind in task.kinds]
 
 
@@ -35,8 +36,18 @@ def task_class(kind: str | None) -> type[Task]:
 
 
 def task_for_model(metadata: dict[str, Any], config: dict[str, Any]) -> Task:
-    """The task of a fine-tuned model directory, from its ``bertforge.json`` and ``config.json``."""
-    return task_class(metadata.get("task")).from_metadata(metadata, config)
+    """The task of a model directory, from its ``bertforge.json`` and ``config.json``.
+
+    A directory that no task fine-tuned (``"task": "pretraining"``, a plain encoder) gets
+    the default task, whose loading then says the head is missing and how to train one.
+    """
+    kind = metadata.get("task")
+    return task_class(kind if kind in all_kinds() else None).from_metadata(metadata, config)
 
 
-__all__ = ["TASKS", "Task", "all_kinds", "task_class", "task_for_model"]
+def fine_tuned(metadata: dict[str, Any], config: dict[str, Any]) -> bool:
+    """Whether a model directory's files say a task fine-tuned it (it has a task head)."""
+    return any(task.saved_in(metadata, config) for task in TASKS)
+
+
+__all__ = ["TASKS", "Task", "all_kinds", "fine_tuned", "task_class", "task_for_model"]

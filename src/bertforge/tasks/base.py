@@ -53,6 +53,7 @@ class RequestField:
     kind: str
     description: str
     annotation: Any = None
+    item: str = "item"  # what one entry is called in messages ("text", "pair text")
 
 
 class Task(ABC):
@@ -85,6 +86,11 @@ class Task(ABC):
 
     @classmethod
     @abstractmethod
+    def saved_in(cls, metadata: dict[str, Any], config: dict[str, Any]) -> bool:
+        """Whether a model directory (``bertforge.json``, ``config.json``) holds this task's head."""
+
+    @classmethod
+    @abstractmethod
     def from_metadata(cls, metadata: dict[str, Any], config: dict[str, Any]) -> "Task":
         """The task a model directory was fine-tuned for (``bertforge.json``, ``config.json``)."""
 
@@ -106,6 +112,11 @@ class Task(ABC):
     def kind(self) -> str:
         """Which of :attr:`kinds` this object is (what ``bertforge.json`` records as ``task``)."""
 
+    @property
+    def labels(self) -> list[str] | None:
+        """The names of the task's labels (classes, tags), when it has a fixed set."""
+        return None
+
     @abstractmethod
     def describe(self) -> str:
         """One line for the user, e.g. ``single_label, 6 classes``."""
@@ -120,7 +131,7 @@ class Task(ABC):
 
     @abstractmethod
     def texts(self, examples: Any) -> tuple[list[str], list[str] | None]:
-        """The texts (and second texts) the examples hold, for export's parity sample."""
+        """The texts (and second texts) the examples hold: what the predictor runs on."""
 
     # -- head and loss ------------------------------------------------------------------
 
@@ -136,12 +147,13 @@ class Task(ABC):
     def trainable(self, model, fine_tune_layers, train: Split, class_weights: str | None = None):
         """The module the training loop runs: ``forward(**batch)`` returns an output with
         ``.loss``; ``outputs(input_ids, input_mask, segment_ids, frozen_tokens=None)`` the
-        head's raw outputs per row; ``.model`` the network to save; ``.encoder`` its
-        ``BertLayer`` (for the frozen-layer cache)."""
+        head's raw outputs per row; ``layerwise_groups(learning_rate, decay, weight_decay)``
+        optimizer groups whose rate shrinks layer by layer down from the head; ``.model``
+        the network to save; ``.encoder`` its ``BertLayer`` (for the frozen-layer cache)."""
 
     @abstractmethod
     def head_outputs(self, model, input_ids, input_mask, segment_ids):
-        """The head's raw outputs per row, from a loaded model or a module being trained."""
+        """The head's raw outputs per row from a loaded model (:meth:`load_model`)."""
 
     @abstractmethod
     def output_width(self) -> int:
@@ -169,6 +181,7 @@ class Task(ABC):
 
     @property
     def primary_metric(self) -> tuple[str, bool]:
+        """This task's :meth:`metric_for` its own kind."""
         return self.metric_for(self.kind)
 
     @abstractmethod
@@ -185,7 +198,8 @@ class Task(ABC):
 
     # -- the service and export ---------------------------------------------------------
 
-    #: The fields of a ``POST /predict`` body, and of one prediction in the answer.
+    #: The fields of a ``POST /predict`` body, and of one prediction in the answer. The first
+    #: request field says how many items a request holds; the others give one entry per item.
     request_fields: ClassVar[tuple[RequestField, ...]] = ()
     prediction_fields: ClassVar[tuple[RequestField, ...]] = ()
     request_example: ClassVar[dict[str, Any]] = {}

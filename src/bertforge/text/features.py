@@ -80,9 +80,8 @@ class InputExample:
 class Features:
     """Model inputs for a set of examples, one row per text, text pair or window.
 
-    The one features type of the package: sentence classification, word tagging and
-    question answering, the frozen-layer cache, prediction, embedding and export all
-    take it.
+    The one features type of the package: every task's encoding, the frozen-layer
+    cache, prediction, embedding and export take it.
 
     - ``input_ids``, ``input_mask``, ``segment_ids``: int64 ``(rows, length)``.
     - ``labels``: the rows' targets, or None: ``(rows,)`` for one label per text
@@ -91,9 +90,6 @@ class Features:
       give one row of targets per row of ids.
     - ``owner``: ``(rows,)``, the example each row comes from (the windows of a long
       text share one); None when row ``i`` is example ``i``.
-    - ``offsets``: ``(rows, length, 2)`` character span of each token in its
-      example's text, ``(0, 0)`` on special tokens and padding; None when not needed.
-      Tasks that answer in characters (entities, answer spans) read it.
 
     Iterating gives the seed's four arrays, so ``ids, mask, segments, labels =
     convert_examples_to_features(...)`` unpacks as it always did, and ``features[:3]``
@@ -102,10 +98,8 @@ class Features:
     >>> import numpy as np
     >>> ids = np.array([[2, 5, 3], [2, 6, 3], [2, 7, 3]])
     >>> rows = Features(ids, np.ones_like(ids), np.zeros_like(ids), owner=np.array([0, 0, 1]))
-    >>> rows.num_rows, rows.num_examples, len(rows[:3])
-    (3, 2, 3)
-    >>> rows.select([2]).input_ids.tolist(), rows.select([2]).owner.tolist()
-    ([[2, 7, 3]], [1])
+    >>> rows.num_rows, rows.num_examples, len(rows[:3]), rows.row_owner.tolist()
+    (3, 2, 3, [0, 0, 1])
     """
 
     input_ids: np.ndarray
@@ -113,7 +107,6 @@ class Features:
     segment_ids: np.ndarray
     labels: np.ndarray | None = None
     owner: np.ndarray | None = None
-    offsets: np.ndarray | None = None
     examples: int | None = None  # how many examples the rows come from; None: one per row
 
     def __post_init__(self) -> None:
@@ -138,16 +131,7 @@ class Features:
         return iter((self.input_ids, self.input_mask, self.segment_ids, self.labels))
 
     def __getitem__(self, key):
-        if isinstance(key, str):  # ``features["input_ids"]``, as with a tokenizer's output
-            return getattr(self, key)
         return (self.input_ids, self.input_mask, self.segment_ids, self.labels)[key]
-
-    def select(self, rows) -> "Features":
-        """The given rows (an index array or slice), keeping who owns them."""
-        def pick(array):
-            return None if array is None else array[rows]
-        return Features(self.input_ids[rows], self.input_mask[rows], self.segment_ids[rows], pick(self.labels),
-                        pick(self.owner), pick(self.offsets), self.examples)
 
     def with_labels(self, labels: np.ndarray | None) -> "Features":
         """The same rows with other targets."""

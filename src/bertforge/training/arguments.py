@@ -45,15 +45,15 @@ class TrainingArguments:
 
     def __post_init__(self) -> None:
         if self.epochs is None and self.max_steps is None and self.time_budget is None:
-            raise BertforgeError("give epochs, max_steps or a time budget: training needs an end")
+            raise BertforgeError("training needs an end: give --epochs, --max-steps or --time-budget")
         if self.epochs is not None and self.epochs < 1:
-            raise BertforgeError(f"epochs must be at least 1, got {self.epochs}")
+            raise BertforgeError(f"--epochs must be at least 1, got {self.epochs}")
         if self.gradient_accumulation < 1:
-            raise BertforgeError(f"gradient accumulation must be at least 1, got {self.gradient_accumulation}")
+            raise BertforgeError(f"--gradient-accumulation must be at least 1, got {self.gradient_accumulation}")
         if self.precision not in ("fp32", "bf16", "auto"):
-            raise BertforgeError(f"precision must be fp32, bf16 or auto, got {self.precision!r}")
+            raise BertforgeError(f"--precision must be fp32, bf16 or auto, got {self.precision!r}")
         if self.learning_rate <= 0:
-            raise BertforgeError(f"learning rate must be positive, got {self.learning_rate}")
+            raise BertforgeError(f"--learning-rate must be positive, got {self.learning_rate}")
 
     def warmup_steps(self, total_steps: int) -> int:
         return int(round(self.warmup_ratio * total_steps))
@@ -76,6 +76,24 @@ def resolve_precision(setting: str, device: torch.device) -> str:
     return setting
 
 
+def check_options(settings_class: type, options: dict[str, Any]) -> None:
+    """One line naming options that are neither a job setting nor a loop setting.
+
+    >>> @dataclass
+    ... class Job:
+    ...     model: str = "bert"
+    >>> check_options(Job, {"model": "x", "epochs": 1, "epoch": 2})
+    Traceback (most recent call last):
+    ...
+    bertforge.errors.BertforgeError: unknown option epoch: use the fields of Job or TrainingArguments (e.g. model, epochs)
+    """
+    known = {field.name for field in fields(settings_class)} | {field.name for field in fields(TrainingArguments)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise BertforgeError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: use the fields "
+                             f"of {settings_class.__name__} or TrainingArguments (e.g. model, epochs)")
+
+
 def take_loop_options(options: dict[str, Any]) -> dict[str, Any]:
     """The :class:`TrainingArguments` fields among flat options, taken out of ``options``.
 
@@ -85,3 +103,10 @@ def take_loop_options(options: dict[str, Any]) -> dict[str, Any]:
     """
     names = {field.name for field in fields(TrainingArguments)}
     return {name: options.pop(name) for name in list(options) if name in names}
+
+
+def settings_record(settings: Any, recorded: tuple[str, ...]) -> dict[str, Any]:
+    """A job's settings flat, as ``bertforge.json`` records them: the job's own fields, then the
+    loop settings (of its ``training``) that the job has always recorded."""
+    values = {field.name: getattr(settings, field.name) for field in fields(settings) if field.name != "training"}
+    return values | {name: getattr(settings.training, name) for name in recorded}

@@ -23,7 +23,7 @@ with its own attention length: 256 x (900,000 x 128 + 100,000 x 512) = 42.6 bill
 On TPU v3 devices the four days imply a few percent of the datasheet peak (on v2
 devices, about 2.3 times that):
 
->>> from bertforge.cli.main import main
+>>> from bertforge.cli.app import main
 >>> main(["estimate", "--preset", "large", "--steps", "900000,100000", "--batch-size", "256",
 ...       "--seq-len", "128,512", "--device", "tpu-v3", "--devices", "16", "--hours", "96",
 ...       "--price", "4.50-8.00"])

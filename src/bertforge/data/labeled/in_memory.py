@@ -41,6 +41,17 @@ def _is_data_frame(source) -> bool:
     return hasattr(source, "columns") and hasattr(source, "itertuples")
 
 
+def source_name(source) -> str:
+    """How rows given in memory are named in messages, reports and ``bertforge.json``.
+
+    >>> source_name([("a", "b"), ("c", "d")]), source_name([("a", "b")])
+    ('<list of 2 rows>', '<list of 1 row>')
+    """
+    if _is_data_frame(source):
+        return "<DataFrame>"
+    return f"<list of {len(source)} row{'' if len(source) == 1 else 's'}>"
+
+
 def rows_table(source) -> Table:
     """The :class:`Table` of a DataFrame or a list of rows (see the module docstring)."""
     return _frame_table(source) if _is_data_frame(source) else _list_table(source)
@@ -59,7 +70,7 @@ def _cell(value):
 
 
 def _frame_table(frame) -> Table:
-    name = "<DataFrame>"
+    name = source_name(frame)
     columns = [str(column) for column in frame.columns]
     if not columns:
         fail(name, None, "the DataFrame has no columns", "pass a DataFrame with a text column")
@@ -71,7 +82,7 @@ def _frame_table(frame) -> Table:
 
 
 def _list_table(rows: list) -> Table:
-    name = f"<list of {len(rows)} row{'' if len(rows) == 1 else 's'}>"
+    name = source_name(rows)
     if not rows:
         fail(name, None, "there are no rows", "pass one row per example")
     form = _form(rows[0], name, 0)

@@ -44,6 +44,7 @@ class ClassificationTask(Task):
 
     @property
     def labels(self) -> list[str]:
+        """The class names, in the order of the head's outputs."""
         return list(self.encoder.id2label.values())
 
     @property
@@ -65,6 +66,11 @@ class ClassificationTask(Task):
     def fit(cls, train: Any, kind: str | None = None, label_separator: str | None = None,
             **options: Any) -> "ClassificationTask":
         return cls(LabelEncoder.fit(train, task=kind, label_separator=label_separator))
+
+    @classmethod
+    def saved_in(cls, metadata: dict[str, Any], config: dict[str, Any]) -> bool:
+        return "label_encoder" in metadata or any(
+            str(name).endswith(cls.architectures) for name in config.get("architectures") or ())
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any], config: dict[str, Any]) -> "ClassificationTask":
@@ -95,8 +101,6 @@ class ClassificationTask(Task):
             encoded = self.encoder.encode(examples, unknown=unknown)
             dropped = int(encoded.dropped)
             if encoded.dropped:
-                print(f"{examples.path}: dropped {encoded.dropped} rows whose labels training never saw",
-                      file=sys.stderr)
                 examples = examples.subset(encoded.kept)
             targets = encoded.targets
         if len(examples) == 0:
@@ -135,8 +139,6 @@ class ClassificationTask(Task):
         return TrainableClassifier(model, fine_tune_layers, weights)
 
     def head_outputs(self, model, input_ids, input_mask, segment_ids):
-        if callable(getattr(model, "outputs", None)):  # a model being trained
-            return model.outputs(input_ids, input_mask, segment_ids)
         return model(input_ids, input_mask, segment_ids).logits
 
     def output_width(self) -> int:
@@ -181,8 +183,9 @@ class ClassificationTask(Task):
     # -- the service and export ---------------------------------------------------------
 
     request_fields = (
-        RequestField("texts", "texts", "the texts to label"),
-        RequestField("text_pairs", "optional texts", "second texts, one per text, for a model fine-tuned on pairs"),
+        RequestField("texts", "texts", "the texts to label", item="text"),
+        RequestField("text_pairs", "optional texts", "second texts, one per text, for a model fine-tuned on pairs",
+                     item="pair text"),
     )
     prediction_fields = (
         RequestField("label", "value", "the label; a list for multi-label models; a number for regression",
