@@ -186,10 +186,9 @@ def predict_outputs(task: Task, trainable, split: Split, batch_size: int, device
 
 
 def _source_name(source: Any) -> str | None:
-    """How a training source is named in ``bertforge.json``: its path, or how the reader names rows in memory."""
-    if source is None or isinstance(source, (str, os.PathLike)):
-        return None if source is None else os.fspath(source)
-    return source_name(source)
+    """How a training source is named in ``bertforge.json``: its path (already text, see
+    ``FineTuneSettings.__post_init__``), or how the reader names rows in memory."""
+    return source if source is None or isinstance(source, str) else source_name(source)
 
 
 # -- the job ----------------------------------------------------------------------------

@@ -74,8 +74,7 @@ class Predictor:
         """Open a fine-tuned model directory, or an exported one; ``long_text`` overrides the
         way the model was trained to read long texts."""
         directory = resolve_model_dir(path)
-        metadata = _read_json(directory / "bertforge.json", "re-export the model")
-        config = _read_json(directory / "config.json", "re-save the model")
+        metadata, config = model_files(directory)
         exported = (directory / ONNX_FILE).is_file()  # written by bertforge export
         if exported and not fine_tuned(metadata, {}):
             raise BertforgeError(f"{directory}: has {ONNX_FILE} but no bertforge.json with its labels; "
@@ -162,13 +161,21 @@ class Predictor:
 Classifier = Predictor
 
 
+def model_files(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A model directory's ``bertforge.json`` and ``config.json`` (empty where absent):
+    what says which task, if any, fine-tuned it."""
+    return (_read_json(directory / "bertforge.json", "re-export the model"),
+            _read_json(directory / "config.json", "re-save the model"))
+
+
 def _read_json(path: Path, fix: str) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BertforgeError(f"{path}: not valid JSON ({error}); {fix}") from None
+    return values if isinstance(values, dict) else {}
 
 
-__all__ = ["Classifier", "Predictor"]
+__all__ = ["Classifier", "Predictor", "model_files"]

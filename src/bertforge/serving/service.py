@@ -11,7 +11,6 @@ endpoint, all on one model thread.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 from bertforge.io.model_dir import resolve_model_dir
-from bertforge.apps.predictor import Predictor
+from bertforge.apps.predictor import Predictor, model_files
 from bertforge.model.config import BertConfig
 from bertforge.apps.embedding import Embedder, check_max_length
 from bertforge.errors import BertforgeError
@@ -32,17 +31,7 @@ from bertforge.tasks import fine_tuned
 def has_task_head(directory: Path) -> bool:
     """Whether a model directory says a task fine-tuned it: its labels in ``bertforge.json``,
     or a task head's architecture (``...ForSequenceClassification``) in ``config.json``."""
-    return fine_tuned(*(_read_json(directory / name) for name in ("bertforge.json", "config.json")))
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    try:
-        values = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BertforgeError(f"{path}: not valid JSON ({error}); re-save the model") from None
-    return values if isinstance(values, dict) else {}
+    return fine_tuned(*model_files(directory))
 
 
 class ModelService:

@@ -107,7 +107,7 @@ class ClassificationTask(Task):
             raise BertforgeError(f"{examples.path}: no rows left to use; check the file and the label column")
         features = encode_windows(tokenizer, examples.texts, examples.text_pairs, max_length, long_text)
         if targets is not None:  # every window of a text learns the text's label
-            features = features.with_labels(targets[features.row_owner] if features.owner is not None else targets)
+            features = features.with_labels(targets if features.owner is None else targets[features.owner])
         return Split(name, examples, features, targets, dropped)
 
     def texts(self, examples: LabeledData) -> tuple[list[str], list[str] | None]:
