@@ -9,10 +9,12 @@ from bertforge.apps.predictor import Predictor
 from bertforge.errors import BertforgeError
 from bertforge.tasks import all_kinds, fine_tuned, task_class, task_for_model
 from bertforge.tasks.classification.task import ClassificationTask
+from bertforge.tasks.token_classification.task import TokenClassificationTask
 
 
 def test_every_kind_finds_its_task_and_an_unknown_one_is_named():
-    assert {task_class(kind) for kind in all_kinds()} == {ClassificationTask}
+    assert {task_class(kind) for kind in all_kinds()} == {ClassificationTask, TokenClassificationTask}
+    assert task_class("token-classification") is TokenClassificationTask
     with pytest.raises(BertforgeError, match="--task 'tagging' is not known; use one of classification"):
         task_class("tagging")
 

@@ -31,9 +31,8 @@ from bertforge.evaluation.report import sweep_table
 from bertforge.files import replacing
 from bertforge.io.model_dir import resolve_model_dir, save_pretrained
 from bertforge.model.config import BertConfig, check_vocabulary
-from bertforge.tasks import Task, task_class
+from bertforge.tasks import Task, task_class, task_for_data
 from bertforge.tasks.base import Split
-from bertforge.text.long_text import LongText
 from bertforge.text.tokenizer import Tokenizer
 from bertforge.training.arguments import TrainingArguments, check_options, settings_record, take_loop_options
 from bertforge.training.frozen_cache import FrozenCache
@@ -66,9 +65,12 @@ class FineTuneSettings:
     label_column: str | None = None
     text_pair_column: str | None = None
     label_columns: list[str] | None = None
+    tag_column: int | str | None = None  # word-tagged files: the tag's column (CoNLL) or key (JSONL)
     delimiter: str | None = None
-    task: str | None = None
+    task: str | None = None  # None: detected from the training data
     label_separator: str | None = None
+    tag_scheme: str | None = None  # token classification: the scheme the model learns (default: the file's)
+    label_all_pieces: bool = False  # token classification: every piece of a word learns its tag, not the first alone
     unknown_labels: str = "error"
     val_fraction: float = 0.1
     fine_tune_layers: int | str = "all"
@@ -77,7 +79,7 @@ class FineTuneSettings:
     eval_batch_size: int = 128
     max_seq_length: int = 256
     long_text: str = "truncate"  # see bertforge.text.long_text: truncate, head-tail or sliding-window
-    stride: int | None = None
+    stride: int | None = None  # sliding windows: tokens between starts; token classification: words
     window_aggregate: str = "mean"
     class_weights: str | None = None
     frozen_cache: bool = True
@@ -103,6 +105,8 @@ class FineTuneSettings:
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
         _ = self.long_text_setting  # a bad setting fails here, before any work
+        if self.tag_scheme not in (None, "iob2", "bioes", "plain"):
+            raise BertforgeError(f"--tag-scheme must be iob2, bioes or plain, got {self.tag_scheme!r}")
         if self.fine_tune_layers != "all":
             try:
                 self.fine_tune_layers = int(self.fine_tune_layers)
@@ -133,8 +137,15 @@ class FineTuneSettings:
         return values | {name: _source_name(values[name]) for name in ("train", "val", "test")}
 
     @property
-    def long_text_setting(self) -> LongText:
-        return LongText(self.long_text, self.stride, self.window_aggregate)
+    def task_type(self) -> type[Task]:
+        """The task ``task`` names, else the one the training data looks like."""
+        return task_for_data(self.task, self.train)
+
+    @property
+    def long_text_setting(self):
+        """How the task reads examples longer than the window (``text/long_text.py``,
+        ``text/word_windows.py``)."""
+        return self.task_type.windows(self.long_text, self.stride, self.window_aggregate)
 
 
 # The training settings bertforge.json has always listed among a fine-tuning run's settings.
@@ -162,10 +173,14 @@ class SplitBatches:
         plan = length_grouped_batches(self.lengths, self.batch_size, shuffle=True, seed=[self.seed, epoch])
         rows_of = self.features
         for rows in plan[start:]:
-            mask, ids, segments = trim_to_longest(rows_of.input_mask[rows], rows_of.input_ids[rows],
-                                                  rows_of.segment_ids[rows], input_mask=rows_of.input_mask[rows])
+            labels = rows_of.labels[rows]
+            per_token = (labels,) if rows_of.token_labels else ()  # token targets are cut with the tokens
+            mask, ids, segments, *cut = trim_to_longest(rows_of.input_mask[rows], rows_of.input_ids[rows],
+                                                        rows_of.segment_ids[rows], *per_token,
+                                                        input_mask=rows_of.input_mask[rows])
+            labels = cut[0] if cut else labels
             batch = {"input_mask": torch.from_numpy(np.ascontiguousarray(mask)),
-                     "labels": torch.from_numpy(rows_of.labels[rows])}
+                     "labels": torch.from_numpy(np.ascontiguousarray(labels))}
             if self.cache is not None:
                 batch["frozen_tokens"] = self.cache.gather(rows)
             else:
@@ -174,13 +189,13 @@ class SplitBatches:
             yield batch
 
 
-def predict_outputs(task: Task, trainable, split: Split, batch_size: int, device, long_text: LongText) -> np.ndarray:
+def predict_outputs(task: Task, trainable, split: Split, batch_size: int, device, long_text) -> np.ndarray:
     """The head's outputs per example (the windows of a long text folded as the task says)."""
     was_training = trainable.training
     trainable.eval()
     rows = split.features
     outputs = run_batched(lambda i, m, s: trainable.outputs(i, m, s), rows.input_ids, rows.input_mask,
-                          rows.segment_ids, batch_size=batch_size, device=device)
+                          rows.segment_ids, batch_size=batch_size, device=device, per_token=task.outputs_per_token)
     trainable.train(was_training)
     return task.fold(outputs, rows, long_text)
 
@@ -213,11 +228,12 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
     device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     columns = dict(text_column=settings.text_column, label_column=settings.label_column,
                    text_pair_column=settings.text_pair_column, label_columns=settings.label_columns,
-                   delimiter=settings.delimiter)
+                   tag_column=settings.tag_column, delimiter=settings.delimiter)
 
-    kind = task_class(settings.task)
+    kind = settings.task_type
     train_data = kind.read(settings.train, columns)
-    task = kind.fit(train_data, kind=settings.task, label_separator=settings.label_separator)
+    task = kind.fit(train_data, kind=settings.task, label_separator=settings.label_separator,
+                    tag_scheme=settings.tag_scheme, label_all_pieces=settings.label_all_pieces)
     val_data = kind.read(settings.val, columns) if settings.val is not None else None
     if val_data is None and settings.val_fraction > 0:
         train_data, val_data = task.hold_out(train_data, settings.val_fraction, seed=settings.training.seed)
@@ -270,7 +286,7 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
         return predict_outputs(task, module, split, settings.eval_batch_size, device, long_text)
 
     def evaluate(module) -> dict:
-        result = task.metrics(val.targets, outputs_of(module, val))
+        result = task.metrics(val.targets, outputs_of(module, val), val.examples)
         return {key: value for key, value in result.items() if isinstance(value, (int, float))}
 
     def keep_best(module, metrics: dict) -> None:
@@ -302,7 +318,7 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
     metrics: dict[str, Any] = {}
     for split in (val, test):
         if split is not None:
-            metrics[split.name] = task.metrics(split.targets, outputs_of(trainable, split))
+            metrics[split.name] = task.metrics(split.targets, outputs_of(trainable, split), split.examples)
     result["metrics"] = metrics
 
     metadata = {

@@ -14,11 +14,13 @@ from bertforge.data.batching import iterate_batches
 @torch.inference_mode()
 def run_batched(forward: Callable[..., torch.Tensor], input_ids: np.ndarray, input_mask: np.ndarray,
                 segment_ids: np.ndarray, batch_size: int = 128, device: str | torch.device | None = "cpu",
-                progress: bool = False, description: str = "predicting") -> np.ndarray:
+                progress: bool = False, description: str = "predicting", per_token: bool = False) -> np.ndarray:
     """``forward(ids, mask, segments) -> (batch, ...)`` over all rows, results in the input order.
 
     The forward gets torch tensors on ``device``, or with ``device=None`` the numpy
-    arrays themselves (an ONNX Runtime session takes those).
+    arrays themselves (an ONNX Runtime session takes those). ``per_token``: the forward
+    gives ``(batch, length, ...)`` for batches cut to their longest row, put back at the
+    rows' full length (zeros past it).
 
     >>> ids = np.array([[2, 5, 3, 0], [2, 3, 0, 0], [2, 5, 6, 3]])
     >>> run_batched(lambda i, m, s: m.sum(1, keepdim=True).float(), ids, ids != 0, ids * 0, batch_size=2).ravel()
@@ -34,6 +36,10 @@ def run_batched(forward: Callable[..., torch.Tensor], input_ids: np.ndarray, inp
             result = forward(*(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (ids, mask, segments)))
             result = result.float().cpu().numpy()
         if outputs is None:
-            outputs = np.empty((len(input_ids), *result.shape[1:]), dtype=np.float32)
-        outputs[rows] = result
+            shape = (input_ids.shape[1], *result.shape[2:]) if per_token else result.shape[1:]
+            outputs = (np.zeros if per_token else np.empty)((len(input_ids), *shape), dtype=np.float32)
+        if per_token:
+            outputs[rows, :result.shape[1]] = result
+        else:
+            outputs[rows] = result
     return outputs if outputs is not None else np.empty((0,), dtype=np.float32)

@@ -53,7 +53,8 @@ class Predictor:
         self.columns = columns or {}
         self.metadata = metadata or {}
         # How texts longer than max_seq_length are read: as the model was trained, unless told otherwise.
-        self.long_text = long_text or LongText.from_dict(self.metadata.get("long_text"))
+        self.long_text = (task.windows(long_text.mode, long_text.stride, long_text.aggregate) if long_text
+                          else task.windows_from_dict(self.metadata.get("long_text")))
 
     @property
     def encoder(self):
@@ -117,14 +118,18 @@ class Predictor:
         model, task = self.model, self.task
         run = model if exported else (lambda i, m, s: task.head_outputs(model, i, m, s))
         raw = run_batched(run, rows.input_ids, rows.input_mask, rows.segment_ids, batch_size=batch_size,
-                          device=None if exported else self.device, progress=progress)
+                          device=None if exported else self.device, progress=progress,
+                          per_token=task.outputs_per_token)
         return task.fold(raw, rows, self.long_text)
 
     def predict(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None,
                 batch_size: int | None = None, progress: bool = False) -> list[dict[str, Any]]:
         """One prediction per text, as the task describes it (for classification:
         ``label`` and ``probabilities`` by label)."""
-        examples = self.task.from_texts(texts, text_pairs)
+        return self.predict_examples(self.task.from_texts(texts, text_pairs), batch_size, progress)
+
+    def predict_examples(self, examples, batch_size: int | None = None, progress: bool = False) -> list[dict[str, Any]]:
+        """One prediction per example the task read (``task.read_unlabeled``, ``task.from_texts``)."""
         return self.task.decode(self._outputs(examples, batch_size, progress), examples)
 
     def describe(self, scores: np.ndarray) -> list[dict[str, Any]]:
@@ -139,8 +144,7 @@ class Predictor:
         data = self.task.read_unlabeled(source, {
             "text_column": text_column or self.columns.get("text_column"),
             "text_pair_column": text_pair_column or self.columns.get("text_pair_column")})
-        texts, pairs = self.task.texts(data)
-        rows = self.predict(texts, pairs, batch_size=batch_size, progress=progress and output is not None)
+        rows = self.predict_examples(data, batch_size=batch_size, progress=progress and output is not None)
         self.task.write_predictions(data, rows, output)
         return len(rows)
 
@@ -152,7 +156,7 @@ class Predictor:
         columns = {**{k: v for k, v in self.columns.items() if v is not None}, **{k: v for k, v in columns.items() if v}}
         split = self.task.encode("evaluate", self.task.read(path, columns), self.tokenizer, self.max_seq_length,
                                  self.long_text, unknown=unknown)
-        metrics = self.task.metrics(split.targets, self.run(split.features, batch_size))
+        metrics = self.task.metrics(split.targets, self.run(split.features, batch_size), split.examples)
         metrics["dropped_rows"] = split.dropped
         return metrics
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bertforge.cli.options import add_columns, add_inference, add_unknown_labels, long_text
+from bertforge.cli.options import add_columns, add_inference, add_tag_column, add_unknown_labels, long_text
 
 NAME = "evaluate"
 SUMMARY = "score a fine-tuned model on a labeled file"
@@ -26,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="write metrics.json, report.md and plots here")
     add_columns(parser)
     parser.add_argument("--label-column")
+    add_tag_column(parser)
     add_unknown_labels(parser)
     add_inference(parser)
 
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor.load(args.model, device=args.device, long_text=long_text(args))
     metrics = predictor.evaluate(args.data, unknown=args.unknown_labels, batch_size=args.batch_size,
                                  text_column=args.text_column, label_column=args.label_column,
-                                 text_pair_column=args.text_pair_column)
+                                 text_pair_column=args.text_pair_column, tag_column=args.tag_column)
     if metrics["dropped_rows"]:
         print(f"{args.data}: dropped {metrics['dropped_rows']} rows whose labels training never saw")
     print(predictor.task.summary(metrics))

@@ -123,6 +123,24 @@ def add_columns(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> No
     parser.add_argument("--text-pair-column", help="second text, for pair tasks")
 
 
+def add_tag_column(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--tag-column``: where word-tagged files keep the tag.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_tag_column(parser)
+    >>> parser.parse_args(["--tag-column", "-1"]).tag_column, parser.parse_args(["--tag-column", "ner"]).tag_column
+    (-1, 'ner')
+    """
+    parser.add_argument("--tag-column", type=column_spec,
+                        help="word-tagged files: 0-based column of the tag in CoNLL (default: the last), "
+                             "or its key in JSONL (default: tags)")
+
+
+def column_spec(text: str) -> int | str:
+    """A column given on the command line: a position when it is a whole number, else a name."""
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
 def add_unknown_labels(parser: argparse.ArgumentParser | argparse._ArgumentGroup, help: str | None = None) -> None:
     """``--unknown-labels``: what to do with a label training never saw.
 

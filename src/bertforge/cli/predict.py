@@ -22,7 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ('-', 'labels.csv', None)
     """
     parser.add_argument("--model", required=True, help="directory written by bertforge finetune or export")
-    parser.add_argument("input", help="file of texts (CSV, JSONL or plain lines), or - for stdin")
+    parser.add_argument("input", nargs="?",
+                        help="file of texts (CSV, JSONL, plain lines; CoNLL for a tagger), or - for stdin")
+    parser.add_argument("--text", action="append", help="a text to label instead of a file (repeatable)")
     parser.add_argument("--output", help="CSV or JSONL file (by extension); stdout as JSONL when omitted")
     add_columns(parser)
     add_inference(parser)
@@ -33,7 +35,15 @@ def run(args: argparse.Namespace) -> int:
     """Write one prediction per text; with ``--output``, say on stderr how many."""
     from bertforge.apps.predictor import Predictor
 
+    if (args.input is None) == (args.text is None):
+        print("bertforge predict: error: give a file of texts (or - for stdin) or --text, not both", file=sys.stderr)
+        return 2  # bad usage, as argparse's own errors
     predictor = Predictor.load(args.model, device=args.device, long_text=long_text(args))
+    if args.text:
+        examples = predictor.task.from_texts(args.text)
+        predictor.task.write_predictions(examples, predictor.predict_examples(examples, args.batch_size),
+                                         args.output)
+        return 0
     count = predictor.predict_file(args.input, args.output, text_column=args.text_column,
                                    text_pair_column=args.text_pair_column, batch_size=args.batch_size,
                                    progress=not args.quiet)

@@ -112,6 +112,14 @@ class SequenceClassifierOutput:
     pooled_output: torch.Tensor | None = None
 
 
+@dataclass
+class TokenClassifierOutput:
+    """What :class:`BertForTokenClassification` returns."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None  # (batch, length, labels)
+
+
 class _MaskedLMPass(NamedTuple):
     """The shared masked-LM forward's result, before each model adds its own part."""
 
@@ -290,6 +298,50 @@ class BertForSequenceClassification(PreTrainedBert):
         return classifier_loss(logits, labels, self.config.problem_type)
 
 
+class BertForTokenClassification(PreTrainedBert):
+    """BERT + dropout + a linear layer on every token: one tag per word piece.
+
+    The weight names are those of ``transformers``' ``BertForTokenClassification`` (no
+    pooler), so a saved tagger opens in ``AutoModelForTokenClassification``. ``labels``
+    are per token, :data:`IGNORE_INDEX` where no tag is learned (special tokens, the
+    later pieces of a word, padding).
+
+    >>> config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+    ...                     intermediate_size=64, id2label={0: "O", 1: "B-PER", 2: "I-PER"})
+    >>> out = BertForTokenClassification(config)(torch.tensor([[2, 4, 5, 3]]), labels=torch.tensor([[-100, 1, 2, -100]]))
+    >>> tuple(out.logits.shape), out.loss.ndim
+    ((1, 4, 3), 0)
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        dropout = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = Dropout(dropout)
+        self.classifier = nn.Linear(config.hidden_size, self.num_labels)
+        self.init_weights()
+
+    def forward(self, input_ids, input_mask=None, segment_ids=None, labels=None, *, attention_mask=None,
+                token_type_ids=None) -> TokenClassifierOutput:
+        sequence_output, _ = self.bert(input_ids, input_mask, segment_ids, attention_mask=attention_mask,
+                                       token_type_ids=token_type_ids)
+        logits = self.classifier(self.dropout(sequence_output))
+        loss = None if labels is None else token_loss(logits.flatten(0, 1), labels.reshape(-1))
+        return TokenClassifierOutput(loss=loss, logits=logits)
+
+
+def token_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy over the tokens that carry a tag (``labels != IGNORE_INDEX``);
+    ``weights`` per tag.
+
+    >>> round(token_loss(torch.zeros(3, 4), torch.tensor([1, -100, 2])).item(), 4)  # log(4)
+    1.3863
+    """
+    return F.cross_entropy(logits.float(), labels, weight=weights, ignore_index=IGNORE_INDEX)
+
+
 def classifier_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: str | None,
                     weights: torch.Tensor | None = None) -> torch.Tensor:
     """The loss ``problem_type`` calls for; ``weights`` are per-class (cross-entropy)
@@ -312,5 +364,6 @@ def _either(ours, theirs):
 
 __all__ = [
     "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification", "PreTrainingOutput",
-    "MaskedLMOutput", "SequenceClassifierOutput", "classifier_loss",
+    "MaskedLMOutput", "SequenceClassifierOutput", "classifier_loss", "BertForTokenClassification",
+    "TokenClassifierOutput", "token_loss",
 ]

@@ -15,9 +15,10 @@ from typing import Any
 from bertforge.errors import BertforgeError
 from bertforge.tasks.base import Task
 from bertforge.tasks.classification.task import ClassificationTask
+from bertforge.tasks.token_classification.task import TokenClassificationTask
 
 #: Every task, the default (files of texts and labels) first.
-TASKS: tuple[type[Task], ...] = (ClassificationTask,)
+TASKS: tuple[type[Task], ...] = (ClassificationTask, TokenClassificationTask)
 
 
 def all_kinds() -> list[str]:
@@ -35,6 +36,14 @@ def task_class(kind: str | None) -> type[Task]:
     raise BertforgeError(f"--task {kind!r} is not known; use one of {', '.join(all_kinds())}")
 
 
+def task_for_data(kind: str | None, source) -> type[Task]:
+    """The task of a training source: the one ``--task`` names, else the first whose
+    :meth:`~bertforge.tasks.base.Task.claims` the data, else the default."""
+    if kind is not None:
+        return task_class(kind)
+    return next((task for task in TASKS[1:] if task.claims(source)), TASKS[0])
+
+
 def task_for_model(metadata: dict[str, Any], config: dict[str, Any]) -> Task:
     """The task of a model directory, from its ``bertforge.json`` and ``config.json``.
 
@@ -50,4 +59,4 @@ def fine_tuned(metadata: dict[str, Any], config: dict[str, Any]) -> bool:
     return any(task.saved_in(metadata, config) for task in TASKS)
 
 
-__all__ = ["TASKS", "Task", "all_kinds", "fine_tuned", "task_class", "task_for_model"]
+__all__ = ["TASKS", "Task", "all_kinds", "fine_tuned", "task_class", "task_for_data", "task_for_model"]

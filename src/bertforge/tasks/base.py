@@ -66,8 +66,16 @@ class Task(ABC):
     #: How ``config.json``'s ``architectures`` of a model with this task's head end
     #: (e.g. ``ForSequenceClassification``), for model directories from elsewhere.
     architectures: ClassVar[tuple[str, ...]] = ()
+    #: Whether the head gives outputs per token ``(rows, length, width)`` rather than per row.
+    outputs_per_token: ClassVar[bool] = False
 
     # -- reading ------------------------------------------------------------------------
+
+    @classmethod
+    def claims(cls, source: Any) -> bool:
+        """Whether a training source without ``--task`` is this task's data (a cheap look at
+        its start); the default task need not claim anything."""
+        return False
 
     @classmethod
     @abstractmethod
@@ -123,6 +131,17 @@ class Task(ABC):
 
     # -- examples -> features -----------------------------------------------------------
 
+    @classmethod
+    @abstractmethod
+    def windows(cls, mode: str, stride: int | None, aggregate: str) -> Any:
+        """How this task reads examples longer than the model's window, from the
+        ``--long-text``, ``--stride`` and ``--window-aggregate`` settings (checked here)."""
+
+    @classmethod
+    @abstractmethod
+    def windows_from_dict(cls, values: dict[str, Any] | None) -> Any:
+        """That setting back from what ``bertforge.json`` recorded (its ``to_dict()``)."""
+
     @abstractmethod
     def encode(self, name: str, examples: Any, tokenizer, max_length: int, long_text,
                labeled: bool = True, unknown: str = "error") -> Split:
@@ -170,8 +189,9 @@ class Task(ABC):
         """Per-example outputs -> one JSON-ready prediction each."""
 
     @abstractmethod
-    def metrics(self, targets: np.ndarray, outputs: np.ndarray) -> dict[str, Any]:
-        """Scores of per-example outputs against the targets."""
+    def metrics(self, targets: np.ndarray, outputs: np.ndarray, examples: Any = None) -> dict[str, Any]:
+        """Scores of per-example outputs against the targets (``examples``, when given, for
+        what a report shows of the errors)."""
 
     @classmethod
     @abstractmethod

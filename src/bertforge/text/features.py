@@ -90,6 +90,10 @@ class Features:
       give one row of targets per row of ids.
     - ``owner``: ``(rows,)``, the example each row comes from (the windows of a long
       text share one); None when row ``i`` is example ``i``.
+    - ``word_index``: for rows of words (token classification), ``(rows, length)``: at
+      the first piece of a word, that word's index in its example when this row is the
+      window the word is read from; -1 everywhere else. None for rows of whole texts.
+      With it, ``labels`` are per token, ``(rows, length)``.
 
     Iterating gives the seed's four arrays, so ``ids, mask, segments, labels =
     convert_examples_to_features(...)`` unpacks as it always did, and ``features[:3]``
@@ -108,6 +112,7 @@ class Features:
     labels: np.ndarray | None = None
     owner: np.ndarray | None = None
     examples: int | None = None  # how many examples the rows come from; None: one per row
+    word_index: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.examples is None:
@@ -126,6 +131,11 @@ class Features:
     def row_owner(self) -> np.ndarray:
         """The example of every row (``arange`` when each example is one row)."""
         return np.arange(self.num_rows) if self.owner is None else self.owner
+
+    @property
+    def token_labels(self) -> bool:
+        """Whether ``labels`` hold one target per token (rows of words) rather than per row."""
+        return self.word_index is not None
 
     def __iter__(self):
         return iter((self.input_ids, self.input_mask, self.segment_ids, self.labels))

@@ -245,6 +245,30 @@ class Tokenizer:
             encodings = self._encode_many(texts, add_special_tokens=False)
         return [encoding.ids for encoding in encodings]
 
+    def word_pieces(self, sentences: Sequence[Sequence[str]]) -> list[list[list[int]]]:
+        """The WordPiece ids of every word of every sentence given as words, in parallel.
+
+        Each word is normalized and split as a text would be (a word such as ``"don't"``
+        may give several pieces); a word that normalizes to nothing (a zero-width space, a
+        control character) gets ``[UNK]``, so every word has a first piece to label.
+
+        >>> tok = Tokenizer.train(["playing played plays"] * 20, vocab_size=40)
+        >>> [[tok.convert_ids_to_tokens(ids) for ids in words] for words in tok.word_pieces([["Played", "\\u200b"]])]
+        [[['played'], ['[UNK]']]]
+        """
+        with self._lock:
+            self._configure(None)
+            # encode_batch_fast skips the word ids that aligning tags to pieces needs.
+            encodings = self._backend.encode_batch([list(words) for words in sentences], is_pretokenized=True,
+                                                   add_special_tokens=False)
+        result = []
+        for words, encoding in zip(sentences, encodings):
+            pieces: list[list[int]] = [[] for _ in words]
+            for piece, word in zip(encoding.ids, encoding.word_ids):
+                pieces[word].append(piece)
+            result.append([ids or [self.unk_id] for ids in pieces])
+        return result
+
     def continuation_mask(self) -> np.ndarray:
         """Boolean array over ids: True for word pieces that continue a word (``##...``).
 

@@ -55,7 +55,9 @@ class ClassificationTask(Task):
 
     @classmethod
     def read(cls, source: Any, columns: dict[str, Any]) -> LabeledData:
-        return read_labeled(source, **columns)
+        # The settings name the columns of every task; a file of texts reads these.
+        names = ("text_column", "label_column", "text_pair_column", "label_columns", "delimiter")
+        return read_labeled(source, **{name: columns[name] for name in names if name in columns})
 
     @classmethod
     def read_unlabeled(cls, source: Any, columns: dict[str, Any]) -> LabeledData:
@@ -93,6 +95,14 @@ class ClassificationTask(Task):
         return f"{self.kind}{size}"
 
     # -- examples -> features -----------------------------------------------------------
+
+    @classmethod
+    def windows(cls, mode: str, stride: int | None, aggregate: str) -> LongText:
+        return LongText(mode, stride, aggregate)
+
+    @classmethod
+    def windows_from_dict(cls, values: dict[str, Any] | None) -> LongText:
+        return LongText.from_dict(values)
 
     def encode(self, name: str, examples: LabeledData, tokenizer, max_length: int, long_text: LongText,
                labeled: bool = True, unknown: str = "error") -> Split:
@@ -162,7 +172,7 @@ class ClassificationTask(Task):
                  "probabilities": {name: round(float(p), 6) for name, p in zip(names, row)}}
                 for row in softmax(outputs, axis=-1)]
 
-    def metrics(self, targets: np.ndarray, outputs: np.ndarray) -> dict[str, Any]:
+    def metrics(self, targets: np.ndarray, outputs: np.ndarray, examples: Any = None) -> dict[str, Any]:
         return compute_metrics(self.kind, targets, outputs, self.labels, threshold=self.threshold)
 
     @classmethod

@@ -1,0 +1,98 @@
+"""Token classification's head in training and in export: top-N fine-tuning, tag weights, ONNX form."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from bertforge.constants import IGNORE_INDEX
+from bertforge.model.heads import BertForTokenClassification, TokenClassifierOutput, token_loss
+from bertforge.model.layer import BertLayer
+from bertforge.model.layout import TokenLayout
+from bertforge.training.loop import decay_groups
+
+
+class TrainableTagger(nn.Module):
+    """A BertForTokenClassification whose BERT trains only its top N layers.
+
+    The loss is taken on the unpadded token list the encoder works on, so the head and
+    the loss never touch padding; ``outputs`` gives padded ``(batch, length, tags)``
+    logits for evaluation. Takes token ids or, with the frozen-layer cache, the cached
+    output of the frozen layers (``frozen_tokens``).
+    """
+
+    def __init__(self, model: BertForTokenClassification, fine_tune_layers, loss_weights: torch.Tensor | None = None):
+        super().__init__()
+        self.model = model
+        self.encoder = BertLayer(model.bert, fine_tune_layers=fine_tune_layers, output="sequence")
+        self.register_buffer("loss_weights", loss_weights, persistent=False)
+
+    def _token_logits(self, input_ids=None, input_mask=None, segment_ids=None, frozen_tokens=None):
+        if frozen_tokens is None:
+            tokens, layout = self.encoder.encode_frozen(input_ids, input_mask, segment_ids)
+        else:
+            layout = TokenLayout.from_mask(input_mask, *input_mask.shape)
+            tokens = frozen_tokens
+        tokens = self.model.bert.encoder(tokens, layout, self.encoder.first_trainable, None)
+        return self.model.classifier(self.model.dropout(tokens)), layout
+
+    def outputs(self, input_ids=None, input_mask=None, segment_ids=None, frozen_tokens=None) -> torch.Tensor:
+        """The head's logits per token, ``(batch, length, tags)``."""
+        logits, layout = self._token_logits(input_ids, input_mask, segment_ids, frozen_tokens)
+        return layout.pad(logits)
+
+    def forward(self, labels=None, **inputs) -> TokenClassifierOutput:
+        logits, layout = self._token_logits(**inputs)
+        loss = None
+        if labels is not None:
+            loss = token_loss(logits, layout.unpad(labels.to(logits.device)), self.loss_weights)
+        return TokenClassifierOutput(loss=loss, logits=logits)
+
+    def layerwise_groups(self, learning_rate: float, decay: float, weight_decay: float) -> list[dict]:
+        """Learning rates that shrink by ``decay`` per layer going down from the head."""
+        bert = self.model.bert
+        depth = bert.config.num_hidden_layers
+        parts = [(self.model.classifier, 0), (bert.embeddings, depth + 1)]
+        parts += [(block, depth - index) for index, block in enumerate(bert.encoder.layer)]
+        return [group for module, distance in parts
+                for group in decay_groups(module, weight_decay, learning_rate * decay ** distance)]
+
+
+def balanced_tag_weights(labels: np.ndarray, num_tags: int) -> torch.Tensor:
+    """Weights that make every tag count as much as the others in the loss, from the
+    tags the training rows learn (``IGNORE_INDEX`` left out).
+
+    >>> balanced_tag_weights(np.array([[0, 0, 0, 1, -100]]), 2).tolist()
+    [0.6666666865348816, 2.0]
+    """
+    counts = np.bincount(labels[labels != IGNORE_INDEX].ravel(), minlength=num_tags)
+    return torch.tensor(counts.sum() / (num_tags * np.maximum(counts, 1)), dtype=torch.float32)
+
+
+class ExportableTagger(nn.Module):
+    """The tagger's forward on padded batches, with no branch that depends on the data:
+    attention reads the mask, so one graph serves every batch size and length.
+
+    >>> from bertforge.model.config import BertConfig
+    >>> config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+    ...                     intermediate_size=32, id2label={0: "O", 1: "B-X"})
+    >>> model = BertForTokenClassification(config).eval()
+    >>> ids = torch.tensor([[2, 7, 9, 3], [2, 5, 3, 0]])
+    >>> mask, segments = (ids != 0).long(), torch.zeros_like(ids)
+    >>> real = mask.bool()
+    >>> bool(torch.allclose(ExportableTagger(model)(ids, mask, segments)[real], model(ids, mask, segments).logits[real], atol=1e-5))
+    True
+    """
+
+    def __init__(self, model: BertForTokenClassification):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor):
+        bert = self.model.bert
+        batch, length = input_ids.shape
+        layout = TokenLayout(batch, length, None, attention_mask.bool()[:, None, None, :])
+        tokens = bert.embeddings(input_ids, token_type_ids, layout)
+        tokens = bert.encoder(tokens, layout)
+        return self.model.classifier(tokens.reshape(batch, length, -1))
