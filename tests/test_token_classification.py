@@ -123,3 +123,184 @@ def _conll_slice(source: Path, target: Path, sentences: int) -> Path:
     return target
 
 
+
+
+# -- fine-tuning, predicting, evaluating, exporting, serving -------------------------------
+
+PEOPLE = ["Anna Kowalczykowska", "Justin Bieber", "Ngozi Okonjo-Iweala", "Pete", "Mary Ann Smith", "Zoë Quinn"]
+PLACES = ["Zürich", "New York", "Ouagadougou", "Lyon", "Rio de Janeiro", "Kyiv"]
+FILLERS = ["flew to", "loves", "tweeted about", "moved to", "misses", "is in"]
+
+
+def synthetic_sentences(count: int, seed: int) -> list[tuple[list[str], list[str]]]:
+    """Person-verb-place sentences, some very long, in IOB2: easy to learn, so a model that
+    misaligns tags to pieces is caught by its score."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index in range(count):
+        person = PEOPLE[rng.integers(len(PEOPLE))].split()
+        place = PLACES[rng.integers(len(PLACES))].split()
+        filler = FILLERS[rng.integers(len(FILLERS))].split()
+        padding = "and then the day went on quietly".split() * (12 if index % 10 == 0 else 0)
+        words = person + filler + place + padding + ["."]
+        tags = (["B-person"] + ["I-person"] * (len(person) - 1) + ["O"] * len(filler)
+                + ["B-location"] + ["I-location"] * (len(place) - 1) + ["O"] * (len(padding) + 1))
+        rows.append((words, tags))
+    return rows
+
+
+def write_conll(path: Path, rows) -> Path:
+    path.write_text("\n\n".join("\n".join(f"{w}\t{t}" for w, t in zip(*row)) for row in rows) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tagger(minilm_dir, tmp_path_factory):
+    """MiniLM fine-tuned on synthetic person/place sentences (every layer, 2 epochs, windows
+    of 32 tokens so the long sentences are read in several): the model directory, the
+    run's result and the test file."""
+    from bertforge.apps.finetune import FineTuneSettings, run_finetune
+
+    folder = tmp_path_factory.mktemp("tagger")
+    train = write_conll(folder / "train.conll", synthetic_sentences(160, seed=0))
+    test = write_conll(folder / "test.conll", synthetic_sentences(40, seed=1))
+    result = run_finetune(FineTuneSettings.of(
+        train=str(train), test=str(test), val_fraction=0.1, model=str(minilm_dir), out=str(folder / "model"),
+        epochs=2, batch_size=8, learning_rate=1e-4, max_seq_length=32, stride=4, progress=False))
+    return folder / "model", result, test
+
+
+def test_fine_tuning_learns_the_entities_and_saves_the_tags(tagger):
+    model_dir, result, _ = tagger
+    assert result["task"] == "token-classification"
+    assert result["metrics"]["test"]["f1"] >= 0.9, result["metrics"]["test"]
+    metadata = json.loads((model_dir / "bertforge.json").read_text())
+    assert metadata["tags"] == ["O", "B-location", "I-location", "B-person", "I-person"]
+    assert metadata["tag_scheme"] == "iob2" and metadata["long_text"] == {"mode": "word-windows", "stride": 4}
+    report = (model_dir / "report.md").read_text()
+    assert "## Per type" in report and "## Confusion matrix" in report and "person" in report
+
+
+def test_predictions_give_entities_with_offsets_into_the_text(tagger):
+    from bertforge.apps.predictor import Predictor
+
+    predictor = Predictor.load(tagger[0])
+    text = "Yesterday  Anna Kowalczykowska flew to Rio de Janeiro, and Zoë Quinn misses Zürich!"
+    prediction = predictor.predict([text])[0]
+    found = {(e["label"], e["text"]) for e in prediction["entities"]}
+    assert {("person", "Anna Kowalczykowska"), ("location", "Rio de Janeiro"), ("location", "Zürich")} <= found
+    for entity in prediction["entities"]:
+        assert text[entity["start"]:entity["end"]] == entity["text"] and 0 < entity["score"] <= 1
+    assert len(prediction["tags"]) == len(prediction["words"]) and prediction["words"][-1] == "!"
+    # no entity starts inside itself, whatever the head said
+    assert all(not (t.startswith("I-") and (i == 0 or prediction["tags"][i - 1] == "O"))
+               for i, t in enumerate(prediction["tags"]))
+
+
+def test_a_sentence_longer_than_the_window_is_stitched_back_whole(tagger):
+    from bertforge.apps.predictor import Predictor
+
+    predictor = Predictor.load(tagger[0])
+    words = "Pete moved to Lyon".split() + "and then the day went on quietly".split() * 20 + "Zoë Quinn is in Kyiv .".split()
+    rows = predictor.task.encode("x", predictor.task.from_texts([" ".join(words)]), predictor.tokenizer, 32,
+                                 predictor.long_text, labeled=False).features
+    assert rows.num_rows > 4  # read in many windows
+    prediction = predictor.predict([" ".join(words)])[0]
+    assert len(prediction["tags"]) == len(words)
+    assert {(e["label"], e["text"]) for e in prediction["entities"]} >= {
+        ("person", "Pete"), ("location", "Lyon"), ("person", "Zoë Quinn"), ("location", "Kyiv")}
+
+
+def test_transformers_opens_the_directory_and_gives_the_same_tags(tagger):
+    transformers = pytest.importorskip("transformers")
+    from bertforge.apps.predictor import Predictor
+
+    model_dir = tagger[0]
+    theirs = transformers.AutoModelForTokenClassification.from_pretrained(str(model_dir)).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir))
+    assert list(theirs.config.id2label.values()) == ["O", "B-location", "I-location", "B-person", "I-person"]
+    words = "Mary Ann Smith tweeted about Ouagadougou .".split()
+    encoding = tokenizer(words, is_split_into_words=True, return_tensors="pt")
+    with torch.no_grad():
+        best = theirs(**encoding).logits[0].argmax(-1).tolist()
+    seen, their_tags = set(), []
+    for position, word in enumerate(encoding.word_ids()):
+        if word is not None and word not in seen:
+            seen.add(word)
+            their_tags.append(theirs.config.id2label[best[position]])
+    ours = Predictor.load(model_dir).predict([" ".join(words)])[0]["tags"]
+    assert ours == their_tags == ["B-person", "I-person", "I-person", "O", "O", "B-location", "O"]
+
+
+def test_evaluate_scores_a_labeled_file_as_training_did(tagger, tmp_path):
+    from bertforge.cli import main
+
+    model_dir, result, test = tagger
+    assert main(["evaluate", "--model", str(model_dir), "--data", str(test), "--out", str(tmp_path / "eval")]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["f1"] == pytest.approx(result["metrics"]["test"]["f1"], abs=1e-6)
+    assert (tmp_path / "eval" / "report.md").is_file()
+
+
+def test_predict_writes_jsonl_from_a_file_of_lines_and_from_text(tagger, tmp_path, capsys):
+    from bertforge.cli import main
+
+    lines = tmp_path / "texts.txt"
+    lines.write_text("Pete loves Lyon\n\nJustin Bieber is in New York\n", encoding="utf-8")
+    out = tmp_path / "tags.jsonl"
+    assert main(["predict", "--model", str(tagger[0]), str(lines), "--output", str(out), "--quiet"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["text"] for row in rows] == ["Pete loves Lyon", "Justin Bieber is in New York"]
+    assert [e["text"] for e in rows[1]["entities"]] == ["Justin Bieber", "New York"]
+    capsys.readouterr()
+    assert main(["predict", "--model", str(tagger[0]), "--text", "Pete misses Kyiv"]) == 0
+    assert [e["text"] for e in json.loads(capsys.readouterr().out)["entities"]] == ["Pete", "Kyiv"]
+    assert main(["predict", "--model", str(tagger[0]), str(lines), "--output", str(tmp_path / "x.csv")]) == 1
+    assert "name the output *.jsonl" in capsys.readouterr().err
+
+
+def test_export_to_onnx_keeps_the_tags(tagger, tmp_path):
+    pytest.importorskip("onnxruntime", reason="install the onnx extra: pip install -e '.[onnx]'")
+    from bertforge.apps.export import export_onnx
+    from bertforge.apps.predictor import Predictor
+
+    check = export_onnx(tagger[0], tmp_path / "onnx")
+    assert check.prediction_agreement == 1.0 and check.max_abs_logit_diff < 1e-3
+    text = ["Anna Kowalczykowska moved to New York ."]
+    exported = Predictor.load(tmp_path / "onnx").predict(text)[0]
+    assert exported["tags"] == Predictor.load(tagger[0]).predict(text)[0]["tags"]
+    assert [e["text"] for e in exported["entities"]] == ["Anna Kowalczykowska", "New York"]
+
+
+def test_the_service_answers_with_entities(tagger):
+    pytest.importorskip("fastapi", reason="install the serve extra: pip install -e '.[serve]'")
+    from fastapi.testclient import TestClient
+
+    from bertforge.serving.app import create_app
+    from bertforge.serving.service import ModelService
+
+    with TestClient(create_app(ModelService.load(tagger[0]))) as client:
+        health = client.get("/health").json()
+        answer = client.post("/predict", json={"texts": ["Pete flew to Kyiv", "Zoë Quinn loves Lyon"]})
+        bad = client.post("/predict", json={"texts": ["Pete"], "text_pairs": ["Kyiv"]})
+    assert answer.status_code == 200, answer.text
+    predictions = answer.json()["predictions"]
+    assert [[e["text"] for e in p["entities"]] for p in predictions] == [["Pete", "Kyiv"], ["Zoë Quinn", "Lyon"]]
+    assert predictions[0]["entities"][1]["start"] == len("Pete flew to ")
+    assert "token-classification" in json.dumps(health)
+    assert bad.status_code == 422
+
+
+def test_finetune_detects_the_task_from_the_file_and_bad_input_is_one_line(minilm_dir, tmp_path):
+    train = write_conll(tmp_path / "train.conll", synthetic_sentences(12, seed=2))
+    bad = tmp_path / "test.conll"
+    bad.write_text("Pete\tB-person\nloves\tO\nLyon\tB-city\n", encoding="utf-8")
+    command = [sys.executable, "-m", "bertforge", "finetune", "--train", str(train), "--test", str(bad),
+               "--model", str(minilm_dir), "--out", str(tmp_path / "out"), "--epochs", "1", "--val-fraction", "0"]
+    run = subprocess.run(command, capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert "task: token-classification" in run.stderr
+    assert lines[-1].startswith("bertforge: error: ") and f"{bad}: line 3" in lines[-1]
+    assert "'B-city' never appears in the training data" in lines[-1] and "Traceback" not in run.stderr

@@ -53,8 +53,10 @@ class Predictor:
         self.columns = columns or {}
         self.metadata = metadata or {}
         # How texts longer than max_seq_length are read: as the model was trained, unless told otherwise.
-        self.long_text = (task.windows(long_text.mode, long_text.stride, long_text.aggregate) if long_text
-                          else task.windows_from_dict(self.metadata.get("long_text")))
+        # The command line says it as a LongText; the task reads it as its own setting.
+        if isinstance(long_text, LongText):
+            long_text = task.windows(long_text.mode, long_text.stride, long_text.aggregate)
+        self.long_text = long_text or task.windows_from_dict(self.metadata.get("long_text"))
 
     @property
     def encoder(self):

@@ -39,6 +39,7 @@ class TaggedData:
     path: str                               # the file, "<stdin>", or a description like "<list of 3 rows>"
     scheme: str | None = None               # tag scheme detected, when tagged
     unit: str = "line"                      # what `lines` counts: "line" in a file, "row" in memory
+    word_lines: list[list[int]] | None = None  # CoNLL: the line of every word, for messages about one word
 
     def __len__(self) -> int:
         return len(self.words)
@@ -51,10 +52,13 @@ class TaggedData:
             return None if values is None else [values[index] for index in indices]
 
         return TaggedData(pick(self.words), pick(self.tags), pick(self.texts), pick(self.offsets),
-                          pick(self.lines), self.path, self.scheme, self.unit)
+                          pick(self.lines), self.path, self.scheme, self.unit, pick(self.word_lines))
 
-    def where(self, index: int) -> str:
-        """Where sentence ``index`` is, for a message: ``"train.conll: line 12"``."""
+    def where(self, index: int, word: int | None = None) -> str:
+        """Where sentence ``index`` (or its ``word``, when the file has a line per word) is, for a
+        message: ``"train.conll: line 12"``."""
+        if word is not None and self.word_lines is not None:
+            return f"{self.path}: {self.unit} {self.word_lines[index][word]}"
         return f"{self.path}: {self.unit} {self.lines[index]}"
 
 

@@ -184,7 +184,8 @@ def _check_not_empty(name: str, sentences: ConllSentences, fix: str) -> None:
 
 def _conll_data(name: str, sentences: ConllSentences) -> TaggedData:
     texts, offsets = zip(*(joined(words) for words in sentences.words))
-    return TaggedData(sentences.words, sentences.tags, list(texts), list(offsets), sentences.lines, name)
+    return TaggedData(sentences.words, sentences.tags, list(texts), list(offsets), sentences.lines, name,
+                      word_lines=sentences.word_lines)
 
 
 def _plain_lines(name: str, text: str) -> TaggedData:

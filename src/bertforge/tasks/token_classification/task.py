@@ -161,13 +161,13 @@ class TokenClassificationTask(Task):
         ids, keep = [], []
         for index, sentence in enumerate(examples.tags):
             tags = _converted(sentence, examples.scheme, self.scheme)
-            unseen = next((tag for tag in tags if tag not in self.tag_ids), None)
+            unseen = next((word for word, tag in enumerate(tags) if tag not in self.tag_ids), None)
             if unseen is None:
                 ids.append([self.tag_ids[tag] for tag in tags])
                 keep.append(index)
             elif unknown != "drop":
                 raise BertforgeError(
-                    f"{examples.where(index)}: tag {show(unseen)} never appears in the training data "
+                    f"{examples.where(index, unseen)}: tag {show(tags[unseen])} never appears in the training data "
                     f"(tags: {', '.join(self.tags[:12])}{'...' if len(self.tags) > 12 else ''}); fix the tag, "
                     "add examples of it to training, or pass --unknown-labels drop")
         return ids, keep
