@@ -111,6 +111,26 @@ def test_the_head_matches_transformers_on_real_weights(minilm_dir, tmp_path):
     assert torch.allclose(ours[real], reference[real], atol=1e-5)
 
 
+def test_training_computes_the_last_layer_for_tagged_pieces_alone_and_loses_nothing(minilm_dir, tokenizer):
+    from bertforge.io.load import load_pretrained
+    from bertforge.model.heads import BertForTokenClassification, token_loss
+    from bertforge.tasks.token_classification.trainable import TrainableTagger
+
+    torch.manual_seed(0)
+    model = load_pretrained(minilm_dir, BertForTokenClassification, id2label={0: "O", 1: "B-x", 2: "I-x"})
+    rows = encode_words(tokenizer, [WORDS, WORDS[:3]], max_length=64, tags=[[i % 3 for i in range(len(WORDS))], [1, 2, 0]])
+    batch = {name: torch.from_numpy(getattr(rows, name)) for name in ("input_ids", "input_mask", "segment_ids")}
+    labels = torch.from_numpy(rows.labels)
+    for layers in ("all", 2, 0):
+        trainable = TrainableTagger(model, layers).eval()
+        with torch.no_grad():
+            selected = trainable(labels=labels, **batch)
+            everything = trainable.outputs(**batch)  # every token through the last layer
+        reference = token_loss(everything.flatten(0, 1), labels.reshape(-1))
+        assert torch.allclose(selected.loss, reference, atol=1e-5), layers
+        assert selected.logits.shape[0] == int((labels != IGNORE_INDEX).sum())
+
+
 # -- fine-tuning on real sentences ------------------------------------------------------------
 
 
@@ -212,7 +232,7 @@ def test_a_sentence_longer_than_the_window_is_stitched_back_whole(tagger):
         ("person", "Pete"), ("location", "Lyon"), ("person", "Zoë Quinn"), ("location", "Kyiv")}
 
 
-def test_transformers_opens_the_directory_and_gives_the_same_tags(tagger):
+def test_transformers_opens_the_directory_and_gives_the_same_tags(tagger, tmp_path):
     transformers = pytest.importorskip("transformers")
     from bertforge.apps.predictor import Predictor
 
@@ -231,6 +251,12 @@ def test_transformers_opens_the_directory_and_gives_the_same_tags(tagger):
             their_tags.append(theirs.config.id2label[best[position]])
     ours = Predictor.load(model_dir).predict([" ".join(words)])[0]["tags"]
     assert ours == their_tags == ["B-person", "I-person", "I-person", "O", "O", "B-location", "O"]
+    # and the other way: a tagger transformers saved opens here, its tags read from config.json
+    theirs.save_pretrained(str(tmp_path / "theirs"))
+    tokenizer.save_pretrained(str(tmp_path / "theirs"))
+    predictor = Predictor.load(tmp_path / "theirs")
+    assert predictor.task.kind == "token-classification" and predictor.task.scheme == "iob2"
+    assert predictor.predict([" ".join(words)])[0]["tags"] == ours
 
 
 def test_evaluate_scores_a_labeled_file_as_training_did(tagger, tmp_path):
@@ -304,3 +330,32 @@ def test_finetune_detects_the_task_from_the_file_and_bad_input_is_one_line(minil
     assert "task: token-classification" in run.stderr
     assert lines[-1].startswith("bertforge: error: ") and f"{bad}: line 3" in lines[-1]
     assert "'B-city' never appears in the training data" in lines[-1] and "Traceback" not in run.stderr
+
+
+def test_a_stopped_tagger_run_resumes_bit_identical_and_the_cache_changes_nothing(minilm_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from bertforge.apps.finetune import FineTuneSettings, run_finetune
+
+    train = write_conll(tmp_path / "train.conll", synthetic_sentences(20, seed=3))
+
+    def settings(name, **overrides):
+        values = dict(train=str(train), model=str(minilm_dir), out=str(tmp_path / name), epochs=2, batch_size=4,
+                      learning_rate=1e-4, val_fraction=0.0, fine_tune_layers=2, max_seq_length=32,
+                      class_weights="balanced", progress=False)
+        return FineTuneSettings.of(**(values | overrides))
+
+    run_finetune(settings("straight"))
+    stopped = run_finetune(settings("killed", checkpoint_every=1, stop_after_steps=3))
+    assert stopped["stopped"] and stopped["steps"] == 3
+    run_finetune(settings("killed", checkpoint_every=1, resume=True))
+    run_finetune(settings("uncached", frozen_cache=False))
+    straight = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    resumed = load_file(str(tmp_path / "killed" / "model.safetensors"))
+    uncached = load_file(str(tmp_path / "uncached" / "model.safetensors"))
+    original = load_file(str(minilm_dir / "model.safetensors"))
+    assert not torch.equal(straight["bert.encoder.layer.5.output.dense.weight"],
+                           original["encoder.layer.5.output.dense.weight"]), "training must change the top layer"
+    for name, tensor in straight.items():
+        assert torch.equal(tensor, resumed[name]), name
+        assert torch.allclose(tensor, uncached[name], atol=1e-5), name

@@ -51,7 +51,11 @@ def task_for_model(metadata: dict[str, Any], config: dict[str, Any]) -> Task:
     the default task, whose loading then says the head is missing and how to train one.
     """
     kind = metadata.get("task")
-    return task_class(kind if kind in all_kinds() else None).from_metadata(metadata, config)
+    if kind in all_kinds():
+        return task_class(kind).from_metadata(metadata, config)
+    # A directory from elsewhere says its head in config.json's architectures.
+    task = next((task for task in TASKS[1:] if task.saved_in(metadata, config)), TASKS[0])
+    return task.from_metadata(metadata, config)
 
 
 def fine_tuned(metadata: dict[str, Any], config: dict[str, Any]) -> bool:

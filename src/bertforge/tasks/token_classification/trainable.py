@@ -9,7 +9,7 @@ from torch import nn
 from bertforge.constants import IGNORE_INDEX
 from bertforge.model.heads import BertForTokenClassification, TokenClassifierOutput, token_loss
 from bertforge.model.layer import BertLayer
-from bertforge.model.layout import TokenLayout
+from bertforge.model.layout import TokenLayout, TokenSelection
 from bertforge.training.loop import decay_groups
 
 
@@ -28,26 +28,39 @@ class TrainableTagger(nn.Module):
         self.encoder = BertLayer(model.bert, fine_tune_layers=fine_tune_layers, output="sequence")
         self.register_buffer("loss_weights", loss_weights, persistent=False)
 
-    def _token_logits(self, input_ids=None, input_mask=None, segment_ids=None, frozen_tokens=None):
+    def _encode(self, input_ids=None, input_mask=None, segment_ids=None, frozen_tokens=None):
+        """The frozen bottom's token list (run here, or read from the cache) and its layout."""
         if frozen_tokens is None:
-            tokens, layout = self.encoder.encode_frozen(input_ids, input_mask, segment_ids)
-        else:
-            layout = TokenLayout.from_mask(input_mask, *input_mask.shape)
-            tokens = frozen_tokens
-        tokens = self.model.bert.encoder(tokens, layout, self.encoder.first_trainable, None)
-        return self.model.classifier(self.model.dropout(tokens)), layout
+            return self.encoder.encode_frozen(input_ids, input_mask, segment_ids)
+        return frozen_tokens, TokenLayout.from_mask(input_mask, *input_mask.shape)
 
     def outputs(self, input_ids=None, input_mask=None, segment_ids=None, frozen_tokens=None) -> torch.Tensor:
         """The head's logits per token, ``(batch, length, tags)``."""
-        logits, layout = self._token_logits(input_ids, input_mask, segment_ids, frozen_tokens)
-        return layout.pad(logits)
+        tokens, layout = self._encode(input_ids, input_mask, segment_ids, frozen_tokens)
+        tokens = self.model.bert.encoder(tokens, layout, self.encoder.first_trainable, None)
+        return layout.pad(self.model.classifier(self.model.dropout(tokens)))
 
     def forward(self, labels=None, **inputs) -> TokenClassifierOutput:
-        logits, layout = self._token_logits(**inputs)
-        loss = None
-        if labels is not None:
-            loss = token_loss(logits, layout.unpad(labels.to(logits.device)), self.loss_weights)
-        return TokenClassifierOutput(loss=loss, logits=logits)
+        """The loss over the tagged pieces, with their ``logits`` alone in token order (without
+        ``labels``: the logits of every real token, unpadded)."""
+        tokens, layout = self._encode(**inputs)
+        bert = self.model.bert
+        if labels is None:
+            tokens = bert.encoder(tokens, layout, self.encoder.first_trainable, None)
+            return TokenClassifierOutput(logits=self.model.classifier(self.model.dropout(tokens)))
+        targets = layout.unpad(labels.to(tokens.device))
+        tagged = torch.nonzero(targets != IGNORE_INDEX).squeeze(1)
+        if self.encoder.first_trainable < bert.config.num_hidden_layers:
+            # Only the tagged pieces' outputs are read: the last block computes their queries
+            # and feed-forward alone (keys and values still cover every token), which skips
+            # [CLS], [SEP] and the later pieces of words, about 40% of a tweet's tokens.
+            selection = TokenSelection.for_predictions(tagged, layout.row_starts(tokens.device), include_first=False)
+            tokens = bert.encoder(tokens, layout, self.encoder.first_trainable, None, last_layer_tokens=selection)
+        else:
+            tokens = tokens.index_select(0, tagged)
+        logits = self.model.classifier(self.model.dropout(tokens))
+        return TokenClassifierOutput(loss=token_loss(logits, targets.index_select(0, tagged), self.loss_weights),
+                                     logits=logits)
 
     def layerwise_groups(self, learning_rate: float, decay: float, weight_decay: float) -> list[dict]:
         """Learning rates that shrink by ``decay`` per layer going down from the head."""
