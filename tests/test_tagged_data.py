@@ -480,3 +480,11 @@ def test_wnut17_train_reads_as_released():
     assert data.words[0][:3] == ["@paulwalk", "It", "'s"] and data.lines[:2] == [1, 29]
     assert all(len(words) == len(tags) for words, tags in zip(data.words, data.tags))
     assert looks_tagged(path)
+
+
+def test_texts_to_tag_come_from_a_csv_column(tmp_path):
+    path = tmp_path / "texts.csv"
+    path.write_text('id,text\n1,"Hello, Paris"\n2,Bye now\n', encoding="utf-8")
+    data = read_untagged(path)
+    assert data.words == [["Hello", ",", "Paris"], ["Bye", "now"]] and data.lines == [2, 3]
+    assert data.texts == ["Hello, Paris", "Bye now"] and data.offsets[0][2] == (7, 12)

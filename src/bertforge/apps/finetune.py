@@ -69,7 +69,7 @@ class FineTuneSettings:
     delimiter: str | None = None
     task: str | None = None  # None: detected from the training data
     label_separator: str | None = None
-    tag_scheme: str | None = None  # token classification: the scheme the model learns (default: the file's)
+    tag_scheme: str | None = None  # token classification: iob2 or bioes, the scheme learned (default: the file's)
     label_all_pieces: bool = False  # token classification: every piece of a word learns its tag, not the first alone
     unknown_labels: str = "error"
     val_fraction: float = 0.1
@@ -105,8 +105,8 @@ class FineTuneSettings:
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
         _ = self.long_text_setting  # a bad setting fails here, before any work
-        if self.tag_scheme not in (None, "iob2", "bioes", "plain"):
-            raise BertforgeError(f"--tag-scheme must be iob2, bioes or plain, got {self.tag_scheme!r}")
+        if self.tag_scheme not in (None, "iob2", "bioes"):
+            raise BertforgeError(f"--tag-scheme must be iob2 or bioes, got {self.tag_scheme!r}")
         if self.fine_tune_layers != "all":
             try:
                 self.fine_tune_layers = int(self.fine_tune_layers)
@@ -138,14 +138,19 @@ class FineTuneSettings:
 
     @property
     def task_type(self) -> type[Task]:
-        """The task ``task`` names, else the one the training data looks like."""
+        """The task ``task`` names, else the one the training data looks like (a look at the
+        start of the file)."""
         return task_for_data(self.task, self.train)
 
     @property
     def long_text_setting(self):
         """How the task reads examples longer than the window (``text/long_text.py``,
         ``text/word_windows.py``)."""
-        return self.task_type.windows(self.long_text, self.stride, self.window_aggregate)
+        return self.windows_of(self.task_type)
+
+    def windows_of(self, task: type[Task]):
+        """The long-text settings as ``task`` reads them."""
+        return task.windows(self.long_text, self.stride, self.window_aggregate)
 
 
 # The training settings bertforge.json has always listed among a fine-tuning run's settings.
@@ -247,7 +252,7 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
     config.check_sequence_length(settings.max_seq_length)  # before any work, not at the first evaluation
     tokenizer = Tokenizer.from_pretrained(model_dir)
     length = settings.max_seq_length
-    long_text = settings.long_text_setting
+    long_text = settings.windows_of(kind)
     train = task.encode("train", train_data, tokenizer, length, long_text)
     val = (task.encode("validation", val_data, tokenizer, length, long_text, unknown=settings.unknown_labels)
            if val_data else None)
@@ -255,7 +260,7 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
             if test_data else None)
     for split in (val, test):
         if split is not None and split.dropped:
-            print(f"{split.examples.path}: dropped {split.dropped} rows whose labels training never saw",
+            print(f"{split.examples.path}: dropped {split.dropped} {task.examples_name} whose labels training never saw",
                   file=sys.stderr)
 
     set_seed(settings.training.seed)  # the head's initial weights

@@ -108,7 +108,8 @@ class Predictor:
 
     def _outputs(self, examples, batch_size: int | None, progress: bool) -> np.ndarray:
         if len(examples) == 0:
-            return np.empty((0, self.task.output_width()), dtype=np.float32)
+            shape = (0, 0) if self.task.outputs_per_token else (0,)
+            return np.empty((*shape, self.task.output_width()), dtype=np.float32)
         rows = self.task.encode("predict", examples, self.tokenizer, self.max_seq_length, self.long_text,
                                 labeled=False).features
         return self.run(rows, batch_size, progress)
@@ -143,6 +144,7 @@ class Predictor:
                      progress: bool = True) -> int:
         """Predict every text of ``source`` (a file or ``-`` for stdin) into ``output``
         (CSV or JSONL by its extension; stdout as JSONL when omitted). Returns the row count."""
+        self.task.check_output(output)
         data = self.task.read_unlabeled(source, {
             "text_column": text_column or self.columns.get("text_column"),
             "text_pair_column": text_pair_column or self.columns.get("text_pair_column")})

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
                                  text_column=args.text_column, label_column=args.label_column,
                                  text_pair_column=args.text_pair_column, tag_column=args.tag_column)
     if metrics["dropped_rows"]:
-        print(f"{args.data}: dropped {metrics['dropped_rows']} rows whose labels training never saw")
+        print(f"{args.data}: dropped {metrics['dropped_rows']} {predictor.task.examples_name} whose labels training never saw")
     print(predictor.task.summary(metrics))
     if args.out:
         predictor.task.write_report(Path(args.out), metrics, None, title=f"bertforge evaluation: {args.data}")

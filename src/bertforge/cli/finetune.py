@@ -1,4 +1,4 @@
-"""Fine-tune a classifier on labeled files and write a model directory with metrics and plots."""
+"""Fine-tune a classifier or a word tagger on labeled files and write a model directory with metrics and plots."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     files.add_argument("--task", choices=["classification", "multi_label", "regression", "token-classification"],
                        help="override the task detected from the data")
     add_tag_column(files)
-    files.add_argument("--tag-scheme", choices=["iob2", "bioes", "plain"],
+    files.add_argument("--tag-scheme", choices=["iob2", "bioes"],
                        help="token classification: the tag scheme the model learns (default: the file's; IOB1 as iob2)")
     files.add_argument("--label-all-pieces", action="store_true",
                        help="token classification: every word piece learns its word's tag, not the first alone")

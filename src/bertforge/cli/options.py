@@ -176,7 +176,8 @@ def add_long_text(parser: argparse.ArgumentParser | argparse._ArgumentGroup, as_
     parser.add_argument("--long-text", choices=LONG_TEXT_MODES,
                         help="texts longer than the window: keep the start, a quarter from the start and the "
                              "rest from the end, or windows every --stride tokens" + default)
-    parser.add_argument("--stride", type=int, help="sliding-window: tokens between window starts (default: half a window)")
+    parser.add_argument("--stride", type=int, help="sliding-window: tokens between window starts (default: half a "
+                                                   "window); word tagging: words between window starts")
     parser.add_argument("--window-aggregate", choices=["mean", "max"],
                         help="sliding-window: combine the windows' logits by mean or max" + default)
 

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         return 2  # bad usage, as argparse's own errors
     predictor = Predictor.load(args.model, device=args.device, long_text=long_text(args))
     if args.text:
+        predictor.task.check_output(args.output)
         examples = predictor.task.from_texts(args.text)
         predictor.task.write_predictions(examples, predictor.predict_examples(examples, args.batch_size),
                                          args.output)

@@ -34,7 +34,8 @@ class OnnxClassifierModel:
     """An ONNX Runtime session over an exported classifier graph.
 
     Called with numpy ``(batch, length)`` integer arrays ``(input_ids, input_mask,
-    segment_ids)`` it returns float32 logits ``(batch, num_labels)``. ``threads``
+    segment_ids)`` it returns float32 logits ``(batch, num_labels)``, or ``(batch, length,
+    num_labels)`` for a word tagger. ``threads``
     caps ONNX Runtime's intra-op threads (default: its own choice, the physical cores).
 
     >>> OnnxClassifierModel("no/such/model.onnx")

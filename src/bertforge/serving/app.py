@@ -5,7 +5,7 @@
 under uvicorn. Every refusal is JSON ``{"detail": "one line"}``: 400 for a body
 that is not JSON, 413 for more than the limits allow, 415 for a body sent as
 another content type, 422 for a field of the wrong type or an empty text, 404 for
-``/predict`` on a model with no classifier head.
+``/predict`` on a model with no task head.
 
 FastAPI, pydantic and uvicorn come with the ``serve`` extra and are imported
 inside the functions, so this module imports without them.
@@ -242,8 +242,8 @@ def create_app(service: ModelService):
                                     "the server log has the details") from None
 
     @app.post("/predict", response_model=PredictResponse, response_model_exclude_none=True,
-              responses={**refusals, 404: {"model": Refusal, "description": "the model has no classifier head"}},
-              summary="label texts with the classifier")
+              responses={**refusals, 404: {"model": Refusal, "description": "the model has no task head"}},
+              summary="label or tag texts with the fine-tuned model")
     async def predict(body: PredictRequest):
         return {"predictions": await answer(service.predict(body.model_dump()))}
 

@@ -68,6 +68,8 @@ class Task(ABC):
     architectures: ClassVar[tuple[str, ...]] = ()
     #: Whether the head gives outputs per token ``(rows, length, width)`` rather than per row.
     outputs_per_token: ClassVar[bool] = False
+    #: What one example is called in messages ("rows", "sentences").
+    examples_name: ClassVar[str] = "rows"
 
     # -- reading ------------------------------------------------------------------------
 
@@ -211,6 +213,9 @@ class Task(ABC):
     @abstractmethod
     def write_report(self, out: Path, metrics: dict[str, Any], history: Sequence[dict] | None, title: str) -> None:
         """``report.md`` (and its plots) in ``out``."""
+
+    def check_output(self, output: str | None) -> None:
+        """Fail before any work when :meth:`write_predictions` cannot write ``output``."""
 
     @abstractmethod
     def write_predictions(self, examples: Any, predictions: list[dict[str, Any]], output: str | None) -> None:

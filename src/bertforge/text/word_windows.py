@@ -3,8 +3,9 @@
 Each word is split into word pieces; its tag goes on its first piece and the other
 pieces are left out of the loss (or, with ``continuation``, learn a tag of their own).
 A sentence longer than the window is read in overlapping windows of whole words, and
-every word is read from the window where it has the most context on both sides (the
-rule BERT's reading-comprehension code uses for its document spans), so a word cut
+every word is read from the window where it has the most context on both sides (a
+variant of the rule BERT's reading-comprehension code uses for its document spans:
+a sentence's own start or end counts as full context), so a word cut
 off near a window's edge is predicted where it sits well inside another.
 
 >>> tok = Tokenizer.train(["one two three four five six seven eight"] * 20, vocab_size=60)

@@ -81,26 +81,27 @@ def load(source) -> tuple[str, str, str]:
         data = source.buffer.read() if hasattr(source, "buffer") else source.read()
     else:
         name = str(source)
-        data = _read_bytes(Path(source), name)
-    text = _decode_utf8(data, name) if isinstance(data, bytes) else data
+        data = read_bytes(Path(source), name)
+    text = decode_utf8(data, name) if isinstance(data, bytes) else data
     text = text.removeprefix("\ufeff")
     if not text.strip():
         fail(name, None, "the file is empty", "it needs a header line and one row per example")
     return name, text, Path(name).suffix.lower()
 
 
-def _read_bytes(path: Path, name: str) -> bytes:
+def read_bytes(path: Path, name: str, kinds: str = "a CSV, TSV or JSONL file") -> bytes:
+    """A file's bytes; a missing file, a folder or no permission is one line (``kinds``: what to pass instead)."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
         fail(name, None, "no such file", "check the path and the current folder")
     except IsADirectoryError:
-        fail(name, None, "is a folder, not a file", "pass the path of a CSV, TSV or JSONL file")
+        fail(name, None, "is a folder, not a file", f"pass the path of {kinds}")
     except PermissionError:
         fail(name, None, "permission denied", "make the file readable or copy it somewhere readable")
 
 
-def _decode_utf8(data: bytes, name: str) -> str:
+def decode_utf8(data: bytes, name: str) -> str:
     """Decode strictly, so a wrong encoding is reported at its line instead of read as noise."""
     data = data.removeprefix(b"\xef\xbb\xbf")
     try:

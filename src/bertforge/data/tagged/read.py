@@ -19,6 +19,7 @@ chosen without being named.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -27,13 +28,16 @@ from pathlib import Path
 
 from bertforge.data.labeled.formats import (
     JSON_SUFFIXES,
-    _decode_utf8,
+    TABLE_SUFFIXES,
+    decode_utf8,
     first_line_is_json_object,
     looks_like_jsonl,
     physical_lines,
+    read_bytes,
 )
 from bertforge.data.labeled.in_memory import is_in_memory, rows_table, source_name
 from bertforge.data.labeled.messages import fail, show
+from bertforge.data.labeled.read import read_texts
 from bertforge.data.tagged.conll import CONLL_SUFFIXES, DOCUMENT_START, ConllSentences, parse_conll
 from bertforge.data.tagged.examples import TaggedData, joined
 from bertforge.data.tagged.jsonl import SPAN_KEYS, TAG_KEYS, TEXT_KEY, TOKENS_KEY, parse_records, records_data
@@ -94,13 +98,15 @@ def read_tagged(source, tag_column=None) -> TaggedData:
     return _with_scheme(_conll_data(name, sentences), sentences.word_lines)
 
 
-def read_untagged(source, tag_column=None) -> TaggedData:
+def read_untagged(source, tag_column=None, text_column=None) -> TaggedData:
     r"""Read sentences to tag: their words and where each word is in its text (``tags`` is ``None``).
 
     Files: JSON Lines (first line a JSON object, or a JSON suffix) with
     ``"text"`` or ``"tokens"``; CoNLL when named ``.conll``, ``.iob``, ``.bio``
     or ``.bioes`` or laid out like tagged CoNLL (words from the first column,
-    any tags ignored); otherwise plain text, every non-blank line a sentence.
+    any tags ignored); CSV and TSV (or any file with ``text_column`` named) by
+    their text column, as texts to classify are read; otherwise plain text,
+    every non-blank line a sentence.
     Texts are split into words as BERT splits them (:func:`.words.split_words`)
     and ``offsets`` point into the text as given. In memory: a list of texts, a
     list of token lists, or the rows :func:`read_tagged` takes. ``tag_column``
@@ -123,6 +129,11 @@ def read_untagged(source, tag_column=None) -> TaggedData:
         sentences = parse_conll(name, text, want_tags=False)
         _check_not_empty(name, sentences, "write one word per line with a blank line between sentences")
         return _conll_data(name, sentences)
+    if suffix in TABLE_SUFFIXES or text_column is not None:
+        # A path is read again by the table reader (it knows the suffix); stdin only once.
+        path = isinstance(source, (str, os.PathLike)) and source != "-"
+        table = read_texts(source if path else io.StringIO(text), text_column=text_column)
+        return _split_texts(name, table.texts, table.lines)
     return _plain_lines(name, text)
 
 
@@ -158,23 +169,12 @@ def _load(source, empty_fix: str) -> tuple[str, str, str]:
         data = source.buffer.read() if hasattr(source, "buffer") else source.read()
     else:
         name = os.fspath(source)
-        data = _read_bytes(Path(name), name)
+        data = read_bytes(Path(name), name, kinds="a CoNLL, JSON Lines or text file")
     # Strict decoding (a BOM dropped) reports a wrong encoding at its line instead of reading it as noise.
-    text = _decode_utf8(data, name) if isinstance(data, bytes) else data.removeprefix("\ufeff")
+    text = decode_utf8(data, name) if isinstance(data, bytes) else data.removeprefix("\ufeff")
     if not text.strip():
         fail(name, None, "the file is empty", empty_fix)
     return name, text, Path(name).suffix.lower()
-
-
-def _read_bytes(path: Path, name: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        fail(name, None, "no such file", "check the path and the current folder")
-    except IsADirectoryError:
-        fail(name, None, "is a folder, not a file", "pass the path of a CoNLL, JSON Lines or text file")
-    except PermissionError:
-        fail(name, None, "permission denied", "make the file readable or copy it somewhere readable")
 
 
 def _check_not_empty(name: str, sentences: ConllSentences, fix: str) -> None:
@@ -189,19 +189,21 @@ def _conll_data(name: str, sentences: ConllSentences) -> TaggedData:
 
 
 def _plain_lines(name: str, text: str) -> TaggedData:
-    words, texts, offsets, lines = [], [], [], []
-    for number, line in physical_lines(text):
-        line = line.rstrip("\r\n")
-        if not line.strip():
-            continue
+    numbered = [(number, line.rstrip("\r\n")) for number, line in physical_lines(text)]
+    numbered = [(number, line) for number, line in numbered if line.strip()]
+    return _split_texts(name, [line for _, line in numbered], [number for number, _ in numbered])
+
+
+def _split_texts(name: str, texts: list[str], lines: list[int]) -> TaggedData:
+    """Texts (with the line each came from) split into words, offsets into each text."""
+    words, offsets = [], []
+    for number, line in zip(lines, texts):
         found = split_words(line)
         if not found:
-            fail(name, number, f"the line {show(line)} holds no words", "write a sentence on it or delete it")
+            fail(name, number, f"the text {show(line)} holds no words", "write a sentence there or delete it")
         words.append([word for word, _, _ in found])
         offsets.append([(start, end) for _, start, end in found])
-        texts.append(line)
-        lines.append(number)
-    return TaggedData(words, None, texts, offsets, lines, name)
+    return TaggedData(words, None, list(texts), offsets, list(lines), name)
 
 
 def _with_scheme(data: TaggedData, word_lines: list[list[int]] | None = None) -> TaggedData:

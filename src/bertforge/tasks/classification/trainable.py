@@ -11,7 +11,7 @@ from bertforge.errors import BertforgeError
 from bertforge.model.heads import BertForSequenceClassification, SequenceClassifierOutput, classifier_loss
 from bertforge.model.layer import BertLayer
 from bertforge.model.layout import TokenLayout
-from bertforge.training.loop import decay_groups
+from bertforge.tasks.head_training import balanced_weights, layerwise_groups, padded_encoding
 
 
 class TrainableClassifier(nn.Module):
@@ -46,14 +46,7 @@ class TrainableClassifier(nn.Module):
 
     def layerwise_groups(self, learning_rate: float, decay: float, weight_decay: float) -> list[dict]:
         """Learning rates that shrink by ``decay`` per layer going down from the head."""
-        bert = self.model.bert
-        depth = bert.config.num_hidden_layers
-        parts = [(self.model.classifier, 0), (bert.embeddings, depth + 1)]
-        if bert.pooler is not None:
-            parts.append((bert.pooler, 0))
-        parts += [(block, depth - index) for index, block in enumerate(bert.encoder.layer)]
-        return [group for module, distance in parts
-                for group in decay_groups(module, weight_decay, learning_rate * decay ** distance)]
+        return layerwise_groups(self.model.classifier, self.model.bert, learning_rate, decay, weight_decay)
 
 
 def balanced_loss_weights(targets: np.ndarray, encoder: LabelEncoder) -> torch.Tensor:
@@ -68,8 +61,7 @@ def balanced_loss_weights(targets: np.ndarray, encoder: LabelEncoder) -> torch.T
     if encoder.task == "multi_label":
         positives = targets.sum(axis=0)
         return torch.tensor((len(targets) - positives) / np.maximum(positives, 1), dtype=torch.float32)
-    counts = np.bincount(targets, minlength=encoder.num_labels)
-    return torch.tensor(len(targets) / (encoder.num_labels * np.maximum(counts, 1)), dtype=torch.float32)
+    return balanced_weights(np.bincount(targets, minlength=encoder.num_labels))
 
 
 class ExportableClassifier(nn.Module):
@@ -95,9 +87,5 @@ class ExportableClassifier(nn.Module):
         self.model = model
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor):
-        bert = self.model.bert
-        batch, length = input_ids.shape
-        layout = TokenLayout(batch, length, None, attention_mask.bool()[:, None, None, :])
-        tokens = bert.embeddings(input_ids, token_type_ids, layout)
-        first_tokens = bert.encoder(tokens, layout, first_token_only=True)
-        return self.model.classifier(bert.pooler(first_tokens))
+        first_tokens = padded_encoding(self.model.bert, input_ids, attention_mask, token_type_ids, first_token_only=True)
+        return self.model.classifier(self.model.bert.pooler(first_tokens))

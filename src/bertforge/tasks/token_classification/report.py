@@ -88,7 +88,9 @@ def _error_lines(errors: list[dict], sentences: Sequence[Sequence[str]] | None) 
     lines = ["Sentences are numbered from 0, as in metrics.json.", ""]
     for row in errors:
         index = row["sentence"]
-        words = sentences[index] if sentences is not None and 0 <= index < len(sentences) else None
+        words = row.get("words")  # the task adds each error sentence's words
+        if words is None and sentences is not None and 0 <= index < len(sentences):
+            words = sentences[index]
         lines += [f"### Sentence {index}", ""]
         if words is not None:
             lines += [f"> {_text(words)}", ""]

@@ -15,7 +15,6 @@ entities with character offsets into the text.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -41,6 +40,7 @@ class TokenClassificationTask(Task):
     kinds = (KIND, "token_classification", "ner")
     architectures = ("ForTokenClassification",)
     outputs_per_token = True
+    examples_name = "sentences"
 
     def __init__(self, tags: Sequence[str], scheme: str, label_all_pieces: bool = False):
         self.tags = list(tags)
@@ -69,11 +69,11 @@ class TokenClassificationTask(Task):
 
     @classmethod
     def read(cls, source: Any, columns: dict[str, Any]) -> TaggedData:
-        return read_tagged(sys.stdin if source == "-" else source, tag_column=columns.get("tag_column"))
+        return read_tagged(source, tag_column=columns.get("tag_column"))  # "-" is stdin there
 
     @classmethod
     def read_unlabeled(cls, source: Any, columns: dict[str, Any]) -> TaggedData:
-        return read_untagged(sys.stdin if source == "-" else source)
+        return read_untagged(source, text_column=columns.get("text_column"))
 
     @classmethod
     def fit(cls, train: TaggedData, kind: str | None = None, tag_scheme: str | None = None,
@@ -81,9 +81,13 @@ class TokenClassificationTask(Task):
         scheme = tag_scheme or ("iob2" if train.scheme == "iob1" else train.scheme)
         _check_conversion(train, scheme)
         seen = {tag for sentence in train.tags for tag in _converted(sentence, train.scheme, scheme)}
-        if label_all_pieces:  # the later pieces of a B- word learn the I- tag, which must exist
-            seen |= {_continuation(tag) for tag in seen}
-        tags = [OUTSIDE] + sorted(seen - {OUTSIDE}, key=lambda tag: (split_tag(tag)[1], split_tag(tag)[0]))
+        # Every tag of each type the scheme can write, so that a repaired prediction (an I-X
+        # that starts an entity becomes B-X) and the later pieces of a word (I-X under
+        # --label-all-pieces) always have a tag of the head's to be.
+        prefixes = {"iob2": "BI", "bioes": "BIES"}.get(scheme, "")
+        seen |= {f"{prefix}-{kind}" for kind in {split_tag(tag)[1] for tag in seen if tag != OUTSIDE}
+                 for prefix in prefixes}
+        tags = [OUTSIDE] + sorted(seen - {OUTSIDE}, key=lambda tag: (split_tag(tag)[1], "BIES".find(split_tag(tag)[0])))
         return cls(tags, scheme, label_all_pieces)
 
     @classmethod
@@ -109,13 +113,20 @@ class TokenClassificationTask(Task):
         # A tagger from elsewhere: its config.json names the tags; their prefixes say the scheme.
         id2label = config.get("id2label") or {}
         tags = [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(len(id2label))]
-        prefixes = {split_tag(tag)[0] for tag in tags} - {"O"}
-        scheme = "plain" if prefixes <= {""} else "bioes" if prefixes & {"E", "S"} else "iob2"
+        prefixes = {split_tag(tag)[0] for tag in tags} - {OUTSIDE}
+        if "" in prefixes and len(prefixes) > 1:
+            odd = next(tag for tag in tags if split_tag(tag)[0] == "")
+            raise BertforgeError(f"config.json: the tag {show(odd)} fits no scheme beside B-/I- tags (IOB1, IOB2, "
+                                 "BIOES or plain labels are read); rename the tags in id2label")
+        scheme = ("plain" if not prefixes or prefixes == {""} else "bioes" if prefixes & {"E", "S"}
+                  else "iob1" if "B" not in prefixes else "iob2")
         return cls(tags, scheme)
 
     def from_texts(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> TaggedData:
         if text_pairs is not None:
             raise BertforgeError("a token classification model tags single texts; drop the second texts")
+        if len(texts) == 0:
+            return TaggedData([], None, [], [], [], "<texts>")
         return read_untagged(list(texts))
 
     def metadata(self) -> dict[str, Any]:
@@ -227,11 +238,12 @@ class TokenClassificationTask(Task):
         if examples is None:
             raise BertforgeError("token predictions need the sentences they come from; use Predictor.predict")
         lengths = [len(words) for words in examples.words]
-        probabilities = softmax(outputs, axis=-1) if outputs.size else outputs
+        # A word's score is the probability of the tag the head chose, before any repair.
+        chosen_probability = softmax(outputs, axis=-1).max(axis=-1) if outputs.size else outputs
         results = []
         for row, tags in enumerate(self.predicted_tags(outputs, lengths)):
             text, offsets = examples.texts[row], examples.offsets[row]
-            chosen = [float(probabilities[row, word, self.tag_ids[tag]]) for word, tag in enumerate(tags)]
+            chosen = chosen_probability[row, :len(tags)].tolist()
             found = [{"text": text[offsets[start][0]:offsets[end - 1][1]], "label": label,
                       "start": offsets[start][0], "end": offsets[end - 1][1],
                       "score": round(float(np.mean(chosen[start:end])), 6)}
@@ -259,10 +271,13 @@ class TokenClassificationTask(Task):
         sentences = {error["sentence"]: error["words"] for error in metrics.get("errors", []) if "words" in error}
         write_report(out, metrics, list(history) if history else None, title, sentences=sentences or None)
 
+    def check_output(self, output: str | None) -> None:
+        if output is not None and not output.lower().endswith((".jsonl", ".json", ".ndjson")):
+            raise BertforgeError(f"{output}: token predictions are written as JSONL; name the output *.jsonl")
+
     def write_predictions(self, examples: TaggedData, predictions: list[dict[str, Any]], output: str | None) -> None:
         """JSONL, one sentence a line: ``text``, ``words``, ``tags`` and ``entities``."""
-        if output is not None and not output.endswith((".jsonl", ".json", ".ndjson")):
-            raise BertforgeError(f"{output}: token predictions are written as JSONL; name the output *.jsonl")
+        self.check_output(output)
         lines = (json.dumps({"text": text, **prediction}, ensure_ascii=False)
                  for text, prediction in zip(examples.texts, predictions))
         if output is None:
@@ -313,7 +328,7 @@ def _converted(tags: Sequence[str], source: str | None, target: str) -> list[str
 
 def _continuation(tag: str) -> str:
     """The tag the later pieces of a word learn under ``--label-all-pieces``: a ``B-`` word's
-    other pieces are inside the entity."""
+    other pieces are inside the entity (``fit`` makes sure the head has that tag)."""
     prefix, kind = split_tag(tag)
     return f"I-{kind}" if prefix == "B" else tag
 

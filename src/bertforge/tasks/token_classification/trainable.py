@@ -10,7 +10,7 @@ from bertforge.constants import IGNORE_INDEX
 from bertforge.model.heads import BertForTokenClassification, TokenClassifierOutput, token_loss
 from bertforge.model.layer import BertLayer
 from bertforge.model.layout import TokenLayout, TokenSelection
-from bertforge.training.loop import decay_groups
+from bertforge.tasks.head_training import balanced_weights, layerwise_groups, padded_encoding
 
 
 class TrainableTagger(nn.Module):
@@ -64,12 +64,7 @@ class TrainableTagger(nn.Module):
 
     def layerwise_groups(self, learning_rate: float, decay: float, weight_decay: float) -> list[dict]:
         """Learning rates that shrink by ``decay`` per layer going down from the head."""
-        bert = self.model.bert
-        depth = bert.config.num_hidden_layers
-        parts = [(self.model.classifier, 0), (bert.embeddings, depth + 1)]
-        parts += [(block, depth - index) for index, block in enumerate(bert.encoder.layer)]
-        return [group for module, distance in parts
-                for group in decay_groups(module, weight_decay, learning_rate * decay ** distance)]
+        return layerwise_groups(self.model.classifier, self.model.bert, learning_rate, decay, weight_decay)
 
 
 def balanced_tag_weights(labels: np.ndarray, num_tags: int) -> torch.Tensor:
@@ -79,8 +74,7 @@ def balanced_tag_weights(labels: np.ndarray, num_tags: int) -> torch.Tensor:
     >>> balanced_tag_weights(np.array([[0, 0, 0, 1, -100]]), 2).tolist()
     [0.6666666865348816, 2.0]
     """
-    counts = np.bincount(labels[labels != IGNORE_INDEX].ravel(), minlength=num_tags)
-    return torch.tensor(counts.sum() / (num_tags * np.maximum(counts, 1)), dtype=torch.float32)
+    return balanced_weights(np.bincount(labels[labels != IGNORE_INDEX].ravel(), minlength=num_tags))
 
 
 class ExportableTagger(nn.Module):
@@ -103,9 +97,5 @@ class ExportableTagger(nn.Module):
         self.model = model
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor):
-        bert = self.model.bert
-        batch, length = input_ids.shape
-        layout = TokenLayout(batch, length, None, attention_mask.bool()[:, None, None, :])
-        tokens = bert.embeddings(input_ids, token_type_ids, layout)
-        tokens = bert.encoder(tokens, layout)
-        return self.model.classifier(tokens.reshape(batch, length, -1))
+        tokens = padded_encoding(self.model.bert, input_ids, attention_mask, token_type_ids)
+        return self.model.classifier(tokens.reshape(*input_ids.shape, -1))
