@@ -434,3 +434,27 @@ def test_the_report_shows_the_words_of_every_worst_sentence(tmp_path):
     report = (tmp_path / "report.md").read_text()
     shown = [error["sentence"] for error in metrics["errors"]]
     assert shown == list(range(5, 15)) and all(f"w{index} alpha beta" in report for index in shown)
+
+
+def test_iob1_is_learned_as_iob2_bioes_on_request_and_later_pieces_learn_inside_tags(tokenizer):
+    from bertforge.data.tagged import read_tagged
+    from bertforge.tasks.token_classification.task import TokenClassificationTask
+    from bertforge.text.word_windows import WordWindows
+
+    train = read_tagged([(["Unaffable", "Kowalczykowska", "left", "Lyon"], ["I-PER", "I-PER", "O", "I-LOC"])])
+    assert train.scheme == "iob1"
+    task = TokenClassificationTask.fit(train)
+    assert task.scheme == "iob2" and task.tags == ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
+    split = task.encode("train", train, tokenizer, 64, WordWindows())
+    assert [task.tags[i] for i in split.targets[0]] == ["B-PER", "I-PER", "O", "B-LOC"]
+
+    bioes = TokenClassificationTask.fit(train, tag_scheme="bioes", label_all_pieces=True)
+    split = bioes.encode("train", train, tokenizer, 64, WordWindows())
+    assert [bioes.tags[i] for i in split.targets[0]] == ["B-PER", "E-PER", "O", "S-LOC"]
+    pieces = tokenizer.word_pieces([train.words[0]])[0]
+    learned = [bioes.tags[i] for i in split.features.labels[0, 1:1 + sum(map(len, pieces))]]
+    # "Unaffable" (B-PER) splits into several pieces: the later ones are inside the entity
+    assert learned[:len(pieces[0])] == ["B-PER"] + ["I-PER"] * (len(pieces[0]) - 1) and len(pieces[0]) > 1
+    # gold and predictions in other schemes still score by their entities
+    gold_scores = bioes.metrics(split.targets, np.eye(len(bioes.tags), dtype=np.float32)[split.targets])
+    assert gold_scores["f1"] == 1.0 and gold_scores["entities"] == 2

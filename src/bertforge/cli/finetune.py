@@ -9,9 +9,9 @@ from bertforge.errors import BertforgeError
 
 NAME = "finetune"
 SUMMARY = "fine-tune a classifier or a word tagger on labeled files"
-EPILOG = ("examples: bertforge finetune --train trec/train.csv --test trec/test.csv "
-          "--model ./all-MiniLM-L6-v2 --out runs/trec --fine-tune-layers 2 --epochs 3\n"
-          "          bertforge finetune --train wnut17/train.conll --val wnut17/dev.conll --test wnut17/test.conll "
+EPILOG = ("example: bertforge finetune --train trec/train.csv --test trec/test.csv "
+          "--model ./all-MiniLM-L6-v2 --out runs/trec --fine-tune-layers 2 --epochs 3; "
+          "a word tagger: bertforge finetune --train wnut17/train.conll --val wnut17/dev.conll --test wnut17/test.conll "
           "--model ./all-MiniLM-L6-v2 --out runs/wnut17 --epochs 3 --learning-rate 1e-4")
 SHOW_DEFAULTS = True
 
