@@ -33,7 +33,8 @@ from bertforge.files import write_text_atomically
 
 # --------------------------------------------------------------------------- terminal summary
 
-def _fmt(value, spec: str = ".3f") -> str:
+def format_number(value, spec: str = ".3f") -> str:
+    """A metric for a report; ``n/a`` when it is missing."""
     return "n/a" if value is None else format(value, spec)
 
 
@@ -46,23 +47,23 @@ def _weakest_classes(per_class: dict, count: int = 3) -> str:
 
 
 def _classification_lines(metrics: dict, count: str) -> list[str]:
-    return [f"accuracy {_fmt(metrics.get('accuracy'))}  macro-F1 {_fmt(metrics.get('macro_f1'))}  "
-            f"weighted-F1 {_fmt(metrics.get('weighted_f1'))}{count}",
+    return [f"accuracy {format_number(metrics.get('accuracy'))}  macro-F1 {format_number(metrics.get('macro_f1'))}  "
+            f"weighted-F1 {format_number(metrics.get('weighted_f1'))}{count}",
             _weakest_classes(metrics.get("per_class", {}))]
 
 
 def _multi_label_lines(metrics: dict, count: str) -> list[str]:
-    return [f"micro-F1 {_fmt(metrics.get('micro_f1'))}  macro-F1 {_fmt(metrics.get('macro_f1'))}  "
-            f"subset-accuracy {_fmt(metrics.get('subset_accuracy'))}  "
-            f"hamming-loss {_fmt(metrics.get('hamming_loss'), '.4f')}{count}",
+    return [f"micro-F1 {format_number(metrics.get('micro_f1'))}  macro-F1 {format_number(metrics.get('macro_f1'))}  "
+            f"subset-accuracy {format_number(metrics.get('subset_accuracy'))}  "
+            f"hamming-loss {format_number(metrics.get('hamming_loss'), '.4f')}{count}",
             _weakest_classes(metrics.get("per_class", {}))]
 
 
 def _regression_lines(metrics: dict, count: str) -> list[str]:
-    return [f"mse {_fmt(metrics.get('mse'), '.4g')}  rmse {_fmt(metrics.get('rmse'), '.4g')}  "
-            f"mae {_fmt(metrics.get('mae'), '.4g')}{count}",
-            f"pearson {_fmt(metrics.get('pearson'))}  spearman {_fmt(metrics.get('spearman'))}  "
-            f"r2 {_fmt(metrics.get('r2'))}"]
+    return [f"mse {format_number(metrics.get('mse'), '.4g')}  rmse {format_number(metrics.get('rmse'), '.4g')}  "
+            f"mae {format_number(metrics.get('mae'), '.4g')}{count}",
+            f"pearson {format_number(metrics.get('pearson'))}  spearman {format_number(metrics.get('spearman'))}  "
+            f"r2 {format_number(metrics.get('r2'))}"]
 
 
 # The summary of each kind of metrics, by the name its metrics carry under "task".
@@ -102,14 +103,14 @@ def _infer_task(metrics: dict) -> str:
 
 # --------------------------------------------------------------------------- safe writing
 
-def _jsonable(value):
+def jsonable(value):
     """Plain JSON types: numpy scalars and arrays unwrapped, NaN and infinity as null."""
     if isinstance(value, dict):
-        return {str(key): _jsonable(item) for key, item in value.items()}
+        return {str(key): jsonable(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(item) for item in value]
+        return [jsonable(item) for item in value]
     if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -133,7 +134,7 @@ def write_metrics_json(path: str | os.PathLike, metrics: dict) -> Path:
     {'accuracy': 0.5}
     """
     path = Path(path)
-    text = json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n"
+    text = json.dumps(jsonable(metrics), indent=2, allow_nan=False) + "\n"
     return write_text_atomically(path, text)
 
 
@@ -155,14 +156,14 @@ def sweep_table(rows: Sequence[dict], metric: str = "accuracy") -> str:
              "|---|---|---|---|---|"]
     for row, seconds in zip(ordered, times):
         ratio = f"{seconds / fastest:.2f}x" if fastest and is_number(seconds) else "n/a"
-        lines.append(f"| {_md(row['fine_tune_layers'])} | {_fmt(row[metric], '.4f')} | "
-                     f"{_fmt(seconds, '.1f')} | {_fmt(row.get('examples_per_second'), '.1f')} | {ratio} |")
+        lines.append(f"| {markdown_cell(row['fine_tune_layers'])} | {format_number(row[metric], '.4f')} | "
+                     f"{format_number(seconds, '.1f')} | {format_number(row.get('examples_per_second'), '.1f')} | {ratio} |")
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- report
 
-def _md(value) -> str:
+def markdown_cell(value) -> str:
     """A value made safe for a markdown table cell."""
     return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -171,30 +172,32 @@ def _headline_table(metrics: dict) -> list[str]:
     lines = ["| metric | value |", "|---|---|"]
     for key, value in metrics.items():
         if is_number(value):
-            shown = str(int(value)) if isinstance(value, (int, np.integer)) else _fmt(float(value), ".4f")
-            lines.append(f"| {_md(key)} | {shown} |")
+            shown = str(int(value)) if isinstance(value, (int, np.integer)) else format_number(float(value), ".4f")
+            lines.append(f"| {markdown_cell(key)} | {shown} |")
         elif value is None:
-            lines.append(f"| {_md(key)} | n/a |")
+            lines.append(f"| {markdown_cell(key)} | n/a |")
     return lines
 
 
 def _per_class_table(per_class: dict) -> list[str]:
     lines = ["| label | precision | recall | F1 | support |", "|---|---|---|---|---|"]
     for label, stats in per_class.items():
-        lines.append(f"| {_md(label)} | {_fmt(stats.get('precision'), '.4f')} | {_fmt(stats.get('recall'), '.4f')} "
-                     f"| {_fmt(stats.get('f1'), '.4f')} | {stats.get('support', '')} |")
+        lines.append(f"| {markdown_cell(label)} | {format_number(stats.get('precision'), '.4f')} | {format_number(stats.get('recall'), '.4f')} "
+                     f"| {format_number(stats.get('f1'), '.4f')} | {stats.get('support', '')} |")
     return lines
 
 
-def _confusion_table(matrix: list[list[int]], labels: list[str]) -> list[str]:
-    header = "| true \\ predicted | " + " | ".join(_md(label) for label in labels) + " |"
+def confusion_table(matrix: list[list[int]], labels: list[str]) -> list[str]:
+    """A confusion matrix as markdown table lines, true labels down, predicted across."""
+    header = "| true \\ predicted | " + " | ".join(markdown_cell(label) for label in labels) + " |"
     lines = [header, "|---" * (len(labels) + 1) + "|"]
     for label, row in zip(labels, matrix):
-        lines.append(f"| **{_md(label)}** | " + " | ".join(str(count) for count in row) + " |")
+        lines.append(f"| **{markdown_cell(label)}** | " + " | ".join(str(count) for count in row) + " |")
     return lines
 
 
-def _history_table(history: list[dict], limit: int = 30) -> list[str]:
+def history_table(history: list[dict], limit: int = 30) -> list[str]:
+    """The training history as markdown table lines."""
     # One row per epoch (its last record) keeps a long run's table short.
     if all("epoch" in row for row in history):
         last_of_epoch = {row["epoch"]: row for row in history}
@@ -204,7 +207,7 @@ def _history_table(history: list[dict], limit: int = 30) -> list[str]:
             if any(is_number(row.get(key)) for row in history)]
     if not keys:
         return []
-    lines = ["| " + " | ".join(_md(key) for key in keys) + " |", "|---" * len(keys) + "|"]
+    lines = ["| " + " | ".join(markdown_cell(key) for key in keys) + " |", "|---" * len(keys) + "|"]
     for row in history:
         cells = []
         for key in keys:
@@ -212,7 +215,7 @@ def _history_table(history: list[dict], limit: int = 30) -> list[str]:
             if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
                 cells.append(str(int(value)))
             elif is_number(value):
-                cells.append(_fmt(float(value), ".4g"))
+                cells.append(format_number(float(value), ".4g"))
             else:
                 cells.append("")
         lines.append("| " + " | ".join(cells) + " |")
@@ -235,11 +238,11 @@ def _report_markdown(title: str, metrics: dict, history: list[dict] | None, labe
         lines += ["## Per class", "", *_per_class_table(metrics["per_class"]), ""]
     if metrics.get("confusion_matrix") and labels:
         lines += ["## Confusion matrix", "", "Rows are true classes, columns predictions.", "",
-                  *_confusion_table(metrics["confusion_matrix"], labels), ""]
+                  *confusion_table(metrics["confusion_matrix"], labels), ""]
         if "confusion_matrix" in images:
             lines += [f"![Confusion matrix]({images['confusion_matrix'].name})", ""]
     if history:
-        table = _history_table(history)
+        table = history_table(history)
         if table or "learning_curves" in images:
             lines += ["## Training", ""]
         if table:
@@ -268,7 +271,7 @@ def write_report(out_dir: str | os.PathLike, metrics: dict, history: list[dict] 
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = _jsonable(metrics)  # fails here, before any file is touched
+    metrics = jsonable(metrics)  # fails here, before any file is touched
     names = [str(label) for label in labels] if labels is not None else list(metrics.get("per_class", {}))
     matrix = metrics.get("confusion_matrix")
     if matrix and names and len(names) != len(matrix):

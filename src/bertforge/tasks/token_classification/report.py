@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bertforge.evaluation.plots import plot_learning_curves
-from bertforge.evaluation.report import _confusion_table, _fmt, _history_table, _jsonable, _md, write_metrics_json
+from bertforge.evaluation.report import confusion_table, format_number, history_table, jsonable, markdown_cell, write_metrics_json
 from bertforge.files import write_text_atomically
 from bertforge.tasks.token_classification.metrics import summary_line
 
@@ -61,7 +61,7 @@ def _headline_table(metrics: dict) -> list[str]:
         value = metrics.get(key)
         if isinstance(value, bool) or value is None:
             continue
-        shown = str(value) if isinstance(value, int) else _fmt(float(value), ".4f")
+        shown = str(value) if isinstance(value, int) else format_number(float(value), ".4f")
         lines.append(f"| {name} | {shown} |")
     return lines
 
@@ -69,8 +69,8 @@ def _headline_table(metrics: dict) -> list[str]:
 def _per_type_table(per_type: dict) -> list[str]:
     lines = ["| type | precision | recall | F1 | support | predicted |", "|---|---|---|---|---|---|"]
     for kind, stats in per_type.items():
-        lines.append(f"| {_md(kind)} | {_fmt(stats.get('precision'), '.4f')} | {_fmt(stats.get('recall'), '.4f')} "
-                     f"| {_fmt(stats.get('f1'), '.4f')} | {stats.get('support', '')} | {stats.get('predicted', '')} |")
+        lines.append(f"| {markdown_cell(kind)} | {format_number(stats.get('precision'), '.4f')} | {format_number(stats.get('recall'), '.4f')} "
+                     f"| {format_number(stats.get('f1'), '.4f')} | {stats.get('support', '')} | {stats.get('predicted', '')} |")
     return lines
 
 
@@ -80,7 +80,7 @@ def _entity_list(found: list, words: Sequence[str] | None) -> str:
     shown = []
     for kind, start, end in found:
         where = _text(words[start:end]) if words is not None else f"words {start}-{end - 1}"
-        shown.append(f"{where} [{_md(kind)}]")
+        shown.append(f"{where} [{markdown_cell(kind)}]")
     return ", ".join(shown)
 
 
@@ -112,11 +112,11 @@ def _report_markdown(title: str, metrics: dict, history: list[dict] | None,
         lines += ["## Confusion matrix", "",
                   "Rows are gold entity types, columns the type predicted over exactly the same words; "
                   "`none` is no entity there (its row: predicted entities over words no gold entity spans).", "",
-                  *_confusion_table(confusion["matrix"], confusion["labels"]), ""]
+                  *confusion_table(confusion["matrix"], confusion["labels"]), ""]
     if metrics.get("errors"):
         lines += ["## Worst errors", "", *_error_lines(metrics["errors"], sentences)]
     if history:
-        table = _history_table(history)
+        table = history_table(history)
         if table or curves is not None:
             lines += ["## Training", ""]
         if table:
@@ -143,7 +143,7 @@ def write_report(out: str | os.PathLike, metrics: dict[str, Any], history: list[
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    metrics = _jsonable(metrics)  # fails here, before any file is touched
+    metrics = jsonable(metrics)  # fails here, before any file is touched
     write_metrics_json(out / "metrics.json", metrics)
     curves = plot_learning_curves(history, out / "learning_curves.png") if history else None
     return write_text_atomically(out / "report.md", _report_markdown(title, metrics, history, sentences, curves))
