@@ -404,10 +404,9 @@ def test_span_that_cuts_words_names_its_text_and_the_nearest_word_boundaries(tmp
     assert message == (f"{path}: line 1: entities[0] 'na Li' (PER, 7-12) does not start where a word starts and"
                        " end where a word ends; the nearest word boundaries are 6-14 ('Ana Lima');"
                        " words split at whitespace and punctuation")
-    # A span that takes in the space before a word is pulled onto the word, not widened.
-    message = error_of(read_tagged, write(tmp_path, "b.jsonl", jsonl({"text": text, "label": [[17, 22, "LOC"]]})))
-    assert "label[0] ' Bonn' (LOC, 17-22) does not start where a word starts;" in message
-    assert "the nearest word boundaries are 18-22 ('Bonn')" in message
+    # A span that takes in the space before a word is the word.
+    assert read_tagged(write(tmp_path, "b.jsonl", jsonl({"text": text, "label": [[17, 22, "LOC"]]}))).tags == [
+        ["O", "O", "O", "O", "O", "B-LOC"]]
     # Punctuation is a word of its own, so a span ending before a comma is fine, and one inside a word is not.
     assert read_tagged([{"text": "Bonn, ok", "entities": [[0, 4, "LOC"]]}]).tags == [["B-LOC", "O", "O"]]
     assert "6-8 ('ok')" in error_of(read_tagged, [{"text": "Bonn, ok", "entities": [[7, 8, "X"]]}])
@@ -488,3 +487,10 @@ def test_texts_to_tag_come_from_a_csv_column(tmp_path):
     data = read_untagged(path)
     assert data.words == [["Hello", ",", "Paris"], ["Bye", "now"]] and data.lines == [2, 3]
     assert data.texts == ["Hello, Paris", "Bye now"] and data.offsets[0][2] == (7, 12)
+
+
+def test_a_span_that_takes_in_a_space_is_the_words_it_covers():
+    data = read_tagged([{"text": "I love New York .", "entities": [{"start": 6, "end": 15, "label": "LOC"}]}])
+    assert data.tags == [["O", "O", "B-LOC", "I-LOC", "O"]]
+    with pytest.raises(BertforgeError, match=r"row 0: entities\[0\] \('LOC', 6-8\) covers only whitespace"):
+        read_tagged([{"text": "I love  New York .", "entities": [{"start": 6, "end": 8, "label": "LOC"}]}])

@@ -270,7 +270,12 @@ def _span(item, name: str, text: str, place: Place) -> tuple[int, int, str]:
     if not isinstance(label, str) or not label.strip():
         place.fail(f"{name} {show(text[start:end])} ({start}-{end}) has no label",
                    "give every entity a label (a non-empty string)")
-    return start, end, label.strip()
+    # Annotation tools often take a space in with a selected word; the span is the word.
+    stripped = text[start:end].strip()
+    if not stripped:
+        place.fail(f"{name} ({show(label)}, {start}-{end}) covers only whitespace", "mark the words of the entity")
+    start += len(text[start:end]) - len(text[start:end].lstrip())
+    return start, start + len(stripped), label.strip()
 
 
 def _fail_off_words(name: str, start: int, end: int, label: str, text: str, word_starts: list[int],
