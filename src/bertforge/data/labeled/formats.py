@@ -71,8 +71,10 @@ class Table:
 # --------------------------------------------------------------------------- loading text
 
 
-def load(source) -> tuple[str, str, str]:
-    """``(name for messages, decoded text, lower-case suffix)`` of a path, ``"-"`` or a stream."""
+def load(source, kinds: str = "a CSV, TSV or JSONL file",
+         empty_fix: str = "it needs a header line and one row per example") -> tuple[str, str, str]:
+    """``(name for messages, decoded text, lower-case suffix)`` of a path, ``"-"`` or a stream;
+    ``kinds`` and ``empty_fix`` word the messages for a missing and an empty file."""
     if isinstance(source, str) and source == "-":
         source = sys.stdin
     if hasattr(source, "read"):
@@ -81,11 +83,11 @@ def load(source) -> tuple[str, str, str]:
         data = source.buffer.read() if hasattr(source, "buffer") else source.read()
     else:
         name = str(source)
-        data = read_bytes(Path(source), name)
+        data = read_bytes(Path(source), name, kinds)
     text = decode_utf8(data, name) if isinstance(data, bytes) else data
     text = text.removeprefix("\ufeff")
     if not text.strip():
-        fail(name, None, "the file is empty", "it needs a header line and one row per example")
+        fail(name, None, "the file is empty", empty_fix)
     return name, text, Path(name).suffix.lower()
 
 

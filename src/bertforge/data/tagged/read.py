@@ -23,17 +23,15 @@ import io
 import json
 import os
 import re
-import sys
 from pathlib import Path
 
 from bertforge.data.labeled.formats import (
     JSON_SUFFIXES,
     TABLE_SUFFIXES,
-    decode_utf8,
     first_line_is_json_object,
+    load,
     looks_like_jsonl,
     physical_lines,
-    read_bytes,
 )
 from bertforge.data.labeled.in_memory import is_in_memory, rows_table, source_name
 from bertforge.data.labeled.messages import fail, show
@@ -161,20 +159,7 @@ def looks_tagged(source) -> bool:
 
 def _load(source, empty_fix: str) -> tuple[str, str, str]:
     """``(name for messages, decoded text, lower-case suffix)`` of a path, ``"-"`` or a stream."""
-    if isinstance(source, str) and source == "-":
-        source = sys.stdin
-    if hasattr(source, "read"):
-        name = getattr(source, "name", None)
-        name = name if isinstance(name, str) else "<stream>"
-        data = source.buffer.read() if hasattr(source, "buffer") else source.read()
-    else:
-        name = os.fspath(source)
-        data = read_bytes(Path(name), name, kinds="a CoNLL, JSON Lines or text file")
-    # Strict decoding (a BOM dropped) reports a wrong encoding at its line instead of reading it as noise.
-    text = decode_utf8(data, name) if isinstance(data, bytes) else data.removeprefix("\ufeff")
-    if not text.strip():
-        fail(name, None, "the file is empty", empty_fix)
-    return name, text, Path(name).suffix.lower()
+    return load(source, kinds="a CoNLL, JSON Lines or text file", empty_fix=empty_fix)
 
 
 def _check_not_empty(name: str, sentences: ConllSentences, fix: str) -> None:
