@@ -196,8 +196,7 @@ def _compare(predictor: Predictor, exported: OnnxClassifierModel, texts: list[st
         raise BertforgeError(f"export check failed: the graph gives {got.shape[1:]} outputs per text, "
                              f"the model {expected.shape[1:]}")
     agreement = predictor.task.export_agreement(expected, got)
-    return ExportCheck(origin, len(texts), float(np.abs(got - expected).max()) if len(texts) else 0.0,
-                       agreement, precision)
+    return ExportCheck(origin, len(texts), predictor.task.output_difference(expected, got), agreement, precision)
 
 
 def _write_companions(predictor: Predictor, source: Path, staging: Path, check: ExportCheck, opset: int) -> None:

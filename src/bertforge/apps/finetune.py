@@ -71,6 +71,9 @@ class FineTuneSettings:
     label_separator: str | None = None
     tag_scheme: str | None = None  # token classification: iob2 or bioes, the scheme learned (default: the file's)
     label_all_pieces: bool = False  # token classification: every piece of a word learns its tag, not the first alone
+    n_best: int = 20  # question answering: answers kept per question
+    max_answer_length: int = 30  # question answering: the longest answer, in pieces
+    null_threshold: float | None = None  # question answering: no answer above this (default: tuned on validation)
     unknown_labels: str = "error"
     val_fraction: float = 0.1
     fine_tune_layers: int | str = "all"
@@ -79,7 +82,7 @@ class FineTuneSettings:
     eval_batch_size: int = 128
     max_seq_length: int = 256
     long_text: str = "truncate"  # see bertforge.text.long_text: truncate, head-tail or sliding-window
-    stride: int | None = None  # sliding windows: tokens between starts; token classification: words
+    stride: int | None = None  # sliding windows: tokens between starts; token classification: words; QA: --doc-stride
     window_aggregate: str = "mean"
     class_weights: str | None = None
     frozen_cache: bool = True
@@ -238,7 +241,9 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
     kind = settings.task_type
     train_data = kind.read(settings.train, columns)
     task = kind.fit(train_data, kind=settings.task, label_separator=settings.label_separator,
-                    tag_scheme=settings.tag_scheme, label_all_pieces=settings.label_all_pieces)
+                    tag_scheme=settings.tag_scheme, label_all_pieces=settings.label_all_pieces,
+                    n_best=settings.n_best, max_answer_length=settings.max_answer_length,
+                    null_threshold=settings.null_threshold)
     val_data = kind.read(settings.val, columns) if settings.val is not None else None
     if val_data is None and settings.val_fraction > 0:
         train_data, val_data = task.hold_out(train_data, settings.val_fraction, seed=settings.training.seed)
@@ -253,7 +258,7 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
     tokenizer = Tokenizer.from_pretrained(model_dir)
     length = settings.max_seq_length
     long_text = settings.windows_of(kind)
-    train = task.encode("train", train_data, tokenizer, length, long_text)
+    train = task.training_rows(task.encode("train", train_data, tokenizer, length, long_text))
     val = (task.encode("validation", val_data, tokenizer, length, long_text, unknown=settings.unknown_labels)
            if val_data else None)
     test = (task.encode("test", test_data, tokenizer, length, long_text, unknown=settings.unknown_labels)
@@ -324,6 +329,8 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
     for split in (val, test):
         if split is not None:
             metrics[split.name] = task.metrics(split.targets, outputs_of(trainable, split), split.examples)
+            if split is val:
+                task.calibrate(metrics[split.name])  # before the test split is scored and the task saved
     result["metrics"] = metrics
 
     metadata = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bertforge.cli.options import add_columns, add_inference, add_tag_column, add_unknown_labels, long_text
+from bertforge.cli.options import add_answers, add_columns, add_inference, add_tag_column, add_unknown_labels, long_text
 
 NAME = "evaluate"
 SUMMARY = "score a fine-tuned model on a labeled file"
@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_tag_column(parser)
     add_unknown_labels(parser)
     add_inference(parser)
+    add_answers(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from bertforge.apps.predictor import Predictor
 
     predictor = Predictor.load(args.model, device=args.device, long_text=long_text(args))
+    predictor.task.set_decoding(n_best=args.n_best, max_answer_length=args.max_answer_length,
+                                null_threshold=args.null_threshold)
     metrics = predictor.evaluate(args.data, unknown=args.unknown_labels, batch_size=args.batch_size,
                                  text_column=args.text_column, label_column=args.label_column,
                                  text_pair_column=args.text_pair_column, tag_column=args.tag_column)

@@ -1,18 +1,28 @@
-"""Fine-tune a classifier or a word tagger on labeled files and write a model directory with metrics and plots."""
+"""Fine-tune a classifier, a word tagger or a question answerer on labeled files and write a model directory with metrics and plots."""
 
 from __future__ import annotations
 
 import argparse
 
-from bertforge.cli.options import add_columns, add_long_text, add_tag_column, add_unknown_labels, layers, long_text
+from bertforge.cli.options import (
+    add_answers,
+    add_columns,
+    add_long_text,
+    add_tag_column,
+    add_unknown_labels,
+    layers,
+    long_text,
+)
 from bertforge.errors import BertforgeError
 
 NAME = "finetune"
-SUMMARY = "fine-tune a classifier or a word tagger on labeled files"
+SUMMARY = "fine-tune a classifier, a word tagger or a question answerer on labeled files"
 EPILOG = ("example: bertforge finetune --train trec/train.csv --test trec/test.csv "
           "--model ./all-MiniLM-L6-v2 --out runs/trec --fine-tune-layers 2 --epochs 3; "
           "a word tagger: bertforge finetune --train wnut17/train.conll --val wnut17/dev.conll --test wnut17/test.conll "
-          "--model ./all-MiniLM-L6-v2 --out runs/wnut17 --epochs 3 --learning-rate 1e-4")
+          "--model ./all-MiniLM-L6-v2 --out runs/wnut17 --epochs 3 --learning-rate 1e-4; "
+          "a question answerer: bertforge finetune --train squad/train.json --test squad/test.json "
+          "--model ./all-MiniLM-L6-v2 --out runs/squad --max-seq-length 384 --epochs 2 --learning-rate 1e-4")
 SHOW_DEFAULTS = True
 
 
@@ -39,13 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     files.add_argument("--label-columns", help="several 0/1 label columns, comma-separated (multi-label)")
     files.add_argument("--label-separator", help="labels joined by this in one cell (multi-label)")
     files.add_argument("--delimiter", help="field delimiter (detected when omitted)")
-    files.add_argument("--task", choices=["classification", "multi_label", "regression", "token-classification"],
+    files.add_argument("--task", choices=["classification", "multi_label", "regression", "token-classification",
+                                          "question-answering"],
                        help="override the task detected from the data")
     add_tag_column(files)
     files.add_argument("--tag-scheme", choices=["iob2", "bioes"],
                        help="token classification: the tag scheme the model learns (default: the file's; IOB1 as iob2)")
     files.add_argument("--label-all-pieces", action="store_true",
                        help="token classification: every word piece learns its word's tag, not the first alone")
+    add_answers(files, saved=False)
     add_unknown_labels(files, help="validation/test labels training never saw")
     files.add_argument("--val-fraction", type=float, default=0.1, help="held out of train when --val is absent")
     model = parser.add_argument_group("model and training")
@@ -89,6 +101,7 @@ def settings(args: argparse.Namespace):
         label_columns=args.label_columns.split(",") if args.label_columns else None, delimiter=args.delimiter,
         task=args.task, label_separator=args.label_separator, unknown_labels=args.unknown_labels,
         tag_column=args.tag_column, tag_scheme=args.tag_scheme, label_all_pieces=args.label_all_pieces,
+        n_best=args.n_best, max_answer_length=args.max_answer_length, null_threshold=args.null_threshold,
         val_fraction=args.val_fraction, fine_tune_layers=args.fine_tune_layers,
         layerwise_lr_decay=args.layerwise_lr_decay, epochs=args.epochs, batch_size=args.batch_size,
         eval_batch_size=args.eval_batch_size, learning_rate=args.learning_rate, weight_decay=args.weight_decay,

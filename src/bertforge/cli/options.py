@@ -136,6 +136,31 @@ def add_tag_column(parser: argparse.ArgumentParser | argparse._ArgumentGroup) ->
                              "or its key in JSONL (default: tags)")
 
 
+def add_answers(parser: argparse.ArgumentParser | argparse._ArgumentGroup, saved: bool = True) -> None:
+    """How a question answering model picks its answers: ``--n-best``, ``--max-answer-length``
+    and ``--null-threshold``; ``saved``: on a fine-tuned model (defaults: as saved).
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_answers(parser)
+    >>> args = parser.parse_args(["--n-best", "5"])
+    >>> args.n_best, args.max_answer_length, args.null_threshold
+    (5, None, None)
+    >>> parser = argparse.ArgumentParser()
+    >>> add_answers(parser, saved=False)
+    >>> parser.parse_args([]).n_best
+    20
+    """
+    default = " (default: as the model was saved)" if saved else ""
+    parser.add_argument("--n-best", type=int, default=None if saved else 20,
+                        help="question answering: the best answers kept per question" + default)
+    parser.add_argument("--max-answer-length", type=int, default=None if saved else 30,
+                        help="question answering: the longest answer, in word pieces" + default)
+    parser.add_argument("--null-threshold", type=float,
+                        help="question answering: answer nothing when the no-answer score beats the best answer's "
+                             "by more than this" + (default or " (default: the best on the validation questions, "
+                                                               "where some have no answer)"))
+
+
 def column_spec(text: str) -> int | str:
     """A column given on the command line: a position when it is a whole number, else a name."""
     return int(text) if text.lstrip("-").isdigit() else text
@@ -176,8 +201,11 @@ def add_long_text(parser: argparse.ArgumentParser | argparse._ArgumentGroup, as_
     parser.add_argument("--long-text", choices=LONG_TEXT_MODES,
                         help="texts longer than the window: keep the start, a quarter from the start and the "
                              "rest from the end, or windows every --stride tokens" + default)
-    parser.add_argument("--stride", type=int, help="sliding-window: tokens between window starts (default: half a "
-                                                   "window); word tagging: words between window starts")
+    parser.add_argument("--stride", "--doc-stride", type=int,
+                        help="sliding-window: tokens between window starts (default: half a window); word tagging: "
+                             "words between window starts; question answering: passage pieces between window "
+                             "starts (default: 128, or half the room a question leaves; the step, not the overlap "
+                             "run_qa.py calls its stride)")
     parser.add_argument("--window-aggregate", choices=["mean", "max"],
                         help="sliding-window: combine the windows' logits by mean or max" + default)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bertforge.cli.options import add_columns, add_inference, long_text
+from bertforge.cli.options import add_answers, add_columns, add_inference, long_text
 
 NAME = "predict"
 SUMMARY = "label texts with a fine-tuned model"
@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="CSV or JSONL file (by extension); stdout as JSONL when omitted")
     add_columns(parser)
     add_inference(parser)
+    add_answers(parser)
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -39,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
         print("bertforge predict: error: give a file of texts (or - for stdin) or --text, not both", file=sys.stderr)
         return 2  # bad usage, as argparse's own errors
     predictor = Predictor.load(args.model, device=args.device, long_text=long_text(args))
+    predictor.task.set_decoding(n_best=args.n_best, max_answer_length=args.max_answer_length,
+                                null_threshold=args.null_threshold)
     if args.text:
         predictor.task.check_output(args.output)
         examples = predictor.task.from_texts(args.text)

@@ -4,7 +4,9 @@
   the original pretraining;
 - :class:`BertForMaskedLM`: masked LM alone (no pooler, as RoBERTa pretrains);
 - :class:`BertForSequenceClassification`: a linear layer on the pooled output, for
-  single-label, multi-label and regression tasks (:func:`classifier_loss`).
+  single-label, multi-label and regression tasks (:func:`classifier_loss`);
+- :class:`BertForTokenClassification`: a linear layer on every token (a tag per piece);
+- :class:`BertForQuestionAnswering`: start and end logits on every token (:func:`span_loss`).
 
 Module names follow the standard layout (``cls.predictions.transform...``,
 ``cls.seq_relationship``, ``classifier``), so checkpoints load unchanged. With
@@ -118,6 +120,15 @@ class TokenClassifierOutput:
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None  # (batch, length, labels)
+
+
+@dataclass
+class QuestionAnsweringOutput:
+    """What :class:`BertForQuestionAnswering` returns."""
+
+    loss: torch.Tensor | None = None
+    start_logits: torch.Tensor | None = None  # (batch, length)
+    end_logits: torch.Tensor | None = None  # (batch, length)
 
 
 class _MaskedLMPass(NamedTuple):
@@ -330,6 +341,58 @@ class BertForTokenClassification(PreTrainedBert):
         logits = self.classifier(self.dropout(sequence_output))
         loss = None if labels is None else token_loss(logits.flatten(0, 1), labels.reshape(-1))
         return TokenClassifierOutput(loss=loss, logits=logits)
+
+
+class BertForQuestionAnswering(PreTrainedBert):
+    """BERT + a linear layer giving every token a start and an end logit: extractive
+    question answering (the answer is the span between the best start and end).
+
+    The weight names are those of ``transformers``' ``BertForQuestionAnswering``
+    (``qa_outputs``, no pooler, no dropout before the head), so either side opens the
+    other's model. ``start_positions`` / ``end_positions`` are the answer's first and last
+    piece per row, 0 (``[CLS]``) when the row holds no answer.
+
+    >>> config = BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+    ...                     intermediate_size=64)
+    >>> out = BertForQuestionAnswering(config)(torch.tensor([[2, 4, 3, 5, 6, 3]]), start_positions=torch.tensor([3]),
+    ...                                        end_positions=torch.tensor([4]))
+    >>> tuple(out.start_logits.shape), out.loss.ndim
+    ((1, 6), 0)
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.num_labels = 2
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.init_weights()
+
+    def forward(self, input_ids, input_mask=None, segment_ids=None, start_positions=None, end_positions=None, *,
+                attention_mask=None, token_type_ids=None) -> QuestionAnsweringOutput:
+        input_mask = _either(input_mask, attention_mask)
+        sequence_output, _ = self.bert(input_ids, input_mask, _either(segment_ids, token_type_ids))
+        start_logits, end_logits = self.qa_outputs(sequence_output).unbind(-1)
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            mask = input_mask if input_mask is not None else torch.ones_like(input_ids)
+            loss = span_loss(start_logits, end_logits, mask, torch.stack([start_positions, end_positions], -1))
+        return QuestionAnsweringOutput(loss=loss, start_logits=start_logits, end_logits=end_logits)
+
+
+def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, input_mask: torch.Tensor,
+              positions: torch.Tensor) -> torch.Tensor:
+    """The mean of the start and end cross-entropies over each row's real tokens
+    (padding can never be the answer); ``positions`` is ``(batch, 2)``.
+
+    >>> round(span_loss(torch.zeros(1, 4), torch.zeros(1, 4), torch.tensor([[1, 1, 0, 0]]), torch.tensor([[0, 1]])).item(), 4)  # log(2)
+    0.6931
+    """
+    padding = ~input_mask.bool()
+    floor = torch.finfo(torch.float32).min
+    starts = start_logits.float().masked_fill(padding, floor)
+    ends = end_logits.float().masked_fill(padding, floor)
+    return (F.cross_entropy(starts, positions[:, 0]) + F.cross_entropy(ends, positions[:, 1])) / 2
 
 
 def token_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:

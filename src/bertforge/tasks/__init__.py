@@ -15,10 +15,11 @@ from typing import Any
 from bertforge.errors import BertforgeError
 from bertforge.tasks.base import Task
 from bertforge.tasks.classification.task import ClassificationTask
+from bertforge.tasks.question_answering.task import QuestionAnsweringTask
 from bertforge.tasks.token_classification.task import TokenClassificationTask
 
 #: Every task, the default (files of texts and labels) first.
-TASKS: tuple[type[Task], ...] = (ClassificationTask, TokenClassificationTask)
+TASKS: tuple[type[Task], ...] = (ClassificationTask, TokenClassificationTask, QuestionAnsweringTask)
 
 
 def all_kinds() -> list[str]:

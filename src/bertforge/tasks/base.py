@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
+from bertforge.errors import BertforgeError
 from bertforge.text.features import Features
 
 
@@ -122,6 +123,19 @@ class Task(ABC):
     def kind(self) -> str:
         """Which of :attr:`kinds` this object is (what ``bertforge.json`` records as ``task``)."""
 
+    #: The settings of :meth:`decode` a user may change on a loaded model (``--n-best``...).
+    decoding_options: ClassVar[tuple[str, ...]] = ()
+
+    def set_decoding(self, **options: Any) -> None:
+        """Change how outputs become predictions (None leaves a setting as saved); an option
+        this task does not take is an error."""
+        for name, value in options.items():
+            if value is None:
+                continue
+            if name not in self.decoding_options:
+                raise BertforgeError(f"--{name.replace('_', '-')} does not apply to a {self.kind} model")
+            setattr(self, name, value)
+
     @property
     def labels(self) -> list[str] | None:
         """The names of the task's labels (classes, tags), when it has a fixed set."""
@@ -149,6 +163,11 @@ class Task(ABC):
                labeled: bool = True, unknown: str = "error") -> Split:
         """Examples -> model rows; with ``labeled``, their targets (labels training never
         saw: ``unknown="error"`` fails naming the row, ``"drop"`` leaves them out)."""
+
+    def training_rows(self, split: Split) -> Split:
+        """The rows of the training split the model learns from (all of them, unless a task
+        leaves some out)."""
+        return split
 
     @abstractmethod
     def texts(self, examples: Any) -> tuple[list[str], list[str] | None]:
@@ -194,6 +213,10 @@ class Task(ABC):
     def metrics(self, targets: np.ndarray, outputs: np.ndarray, examples: Any = None) -> dict[str, Any]:
         """Scores of per-example outputs against the targets (``examples``, when given, for
         what a report shows of the errors)."""
+
+    def calibrate(self, validation: dict[str, Any]) -> None:
+        """Set what the validation scores tune (a decision threshold) before the test split
+        is scored and the model saved; most tasks tune nothing."""
 
     @classmethod
     @abstractmethod
@@ -244,6 +267,11 @@ class Task(ABC):
     @abstractmethod
     def exportable(self, model):
         """The network as a graph-friendly module for ONNX: ``(ids, mask, segments) -> outputs``."""
+
+    def output_difference(self, expected: np.ndarray, got: np.ndarray) -> float:
+        """The largest difference between two runs' outputs per example (the export check's
+        logit difference)."""
+        return float(np.abs(got - expected).max()) if len(expected) else 0.0
 
     @abstractmethod
     def export_agreement(self, expected: np.ndarray, got: np.ndarray) -> float:

@@ -94,6 +94,9 @@ class Features:
       the first piece of a word, that word's index in its example when this row is the
       window the word is read from; -1 everywhere else. None for rows of whole texts.
       With it, ``labels`` are per token, ``(rows, length)``.
+    - ``char_offsets``: for rows of a passage (question answering), ``(rows, length, 2)``:
+      each passage piece's ``(start, end)`` character offsets into its example's passage,
+      ``-1`` on the question, the special tokens and padding. None elsewhere.
 
     Iterating gives the seed's four arrays, so ``ids, mask, segments, labels =
     convert_examples_to_features(...)`` unpacks as it always did, and ``features[:3]``
@@ -113,6 +116,7 @@ class Features:
     owner: np.ndarray | None = None
     examples: int | None = None  # how many examples the rows come from; None: one per row
     word_index: np.ndarray | None = None
+    char_offsets: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.examples is None:

@@ -269,6 +269,21 @@ class Tokenizer:
             result.append([ids or [self.unk_id] for ids in pieces])
         return result
 
+    def pieces_with_offsets(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """The WordPiece ids of every text, untruncated and without [CLS]/[SEP], each with
+        its ``(start, end)`` character offsets into the text as given (before lower-casing
+        or accent stripping), in parallel.
+
+        >>> tok = Tokenizer.train(["the café opened"] * 20, vocab_size=60)
+        >>> ids, offsets = tok.pieces_with_offsets(["The Café"])[0]
+        >>> [("The Café"[start:end], tok.convert_ids_to_tokens(i)) for i, (start, end) in zip(ids, offsets)]
+        [('The', 'the'), ('Café', 'cafe')]
+        """
+        with self._lock:
+            self._configure(None)
+            encodings = self._backend.encode_batch(list(texts), add_special_tokens=False)
+        return [(encoding.ids, encoding.offsets) for encoding in encodings]
+
     def continuation_mask(self) -> np.ndarray:
         """Boolean array over ids: True for word pieces that continue a word (``##...``).
 
