@@ -9,12 +9,15 @@ from bertforge.apps.predictor import Predictor
 from bertforge.errors import BertforgeError
 from bertforge.tasks import all_kinds, fine_tuned, task_class, task_for_model
 from bertforge.tasks.classification.task import ClassificationTask
+from bertforge.tasks.question_answering.task import QuestionAnsweringTask
 from bertforge.tasks.token_classification.task import TokenClassificationTask
 
 
 def test_every_kind_finds_its_task_and_an_unknown_one_is_named():
-    assert {task_class(kind) for kind in all_kinds()} == {ClassificationTask, TokenClassificationTask}
+    assert {task_class(kind) for kind in all_kinds()} == {ClassificationTask, TokenClassificationTask,
+                                                          QuestionAnsweringTask}
     assert task_class("token-classification") is TokenClassificationTask
+    assert task_class("question-answering") is QuestionAnsweringTask
     with pytest.raises(BertforgeError, match="--task 'tagging' is not known; use one of classification"):
         task_class("tagging")
 
@@ -24,6 +27,7 @@ def test_a_directory_no_task_trained_gets_the_default_task():
     assert isinstance(task_for_model({"task": "pretraining"}, {}), ClassificationTask)
     assert not fine_tuned({"task": "pretraining"}, {"architectures": ["BertForMaskedLM"]})
     assert fine_tuned({}, {"architectures": ["BertForSequenceClassification"]})
+    assert isinstance(task_for_model({}, {"architectures": ["BertForQuestionAnswering"]}), QuestionAnsweringTask)
 
 
 def test_predicting_with_a_pretrained_directory_says_to_fine_tune(tmp_path):

@@ -202,7 +202,7 @@ def _build(name: str, records: list[tuple[str, dict]], labeled: bool, keys: tupl
 def _text(name: str, place: str, record: dict, key: str, what: str) -> str:
     value = record.get(key)
     if not isinstance(value, str) or not value.strip():
-        shown = "missing" if _blank(value) else "empty" if isinstance(value, str) else f"a {type(value).__name__}"
+        shown = "empty" if isinstance(value, str) else "missing" if _blank(value) else f"a {type(value).__name__}"
         _fail(name, place, f"the {what} ({key}) is {shown}", f"fill in the {what}, or remove the record")
     return value
 

@@ -304,7 +304,7 @@ class QuestionAnsweringTask(Task):
 
     request_fields = (
         RequestField("questions", "texts", "the questions", item="question"),
-        RequestField("contexts", "texts", "the passage each question is about, one per question", item="question"),
+        RequestField("contexts", "texts", "the passage each question is about, one per question", item="context"),
     )
     prediction_fields = (
         RequestField("answer", "value", "the answer, exactly as the passage writes it; empty for no answer", str),
