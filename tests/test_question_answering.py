@@ -22,6 +22,8 @@ from bertforge.text.tokenizer import Tokenizer
 ACCENTED = ("Der Dramatiker Ödön von Horváth zog 1923 nach Berlin; später lebte er in Murnau am Staffelsee, "
             "wo heute ein Museum an ihn erinnert.")
 CJK = "小津安二郎は1953年に《東京物語》を撮った。Ozu filmed Tokyo Story in 1953."
+# The slow SQuAD run's floor (see that test): measured F1 10.27 and EM 5.25, less a margin.
+FLOOR_F1, FLOOR_EM = 9.0, 4.0
 
 
 @pytest.fixture(scope="module")
@@ -365,3 +367,41 @@ def test_a_stopped_reader_run_resumes_bit_identical_and_the_cache_changes_nothin
         assert torch.equal(tensor, resumed[name]), name
         assert torch.allclose(tensor, uncached[name], atol=1e-4), name  # other kernels, float noise
     assert json.loads((tmp_path / "straight" / "bertforge.json").read_text())["null_threshold"] is None
+
+
+@pytest.mark.slow
+def test_squad_a_short_run_on_real_questions_answers_with_exact_spans(minilm_dir, data_dir, tmp_path):
+    """The first 800 SQuAD training questions, one epoch, every layer, windows of 192
+    pieces; the first 400 test questions scored by the official v1.1 rules. The floor is
+    this run's measured score less a margin (training on the CPU is deterministic); the
+    full comparison with the Trainer is benchmarks/bench_question_answering.py."""
+    from bertforge.apps.finetune import FineTuneSettings, run_finetune
+    from bertforge.apps.predictor import Predictor
+
+    def first(document: dict, count: int) -> dict:
+        articles, left = [], count
+        for article in document["data"]:
+            paragraphs = []
+            for paragraph in article["paragraphs"]:
+                if left > 0:
+                    paragraphs.append({**paragraph, "qas": paragraph["qas"][:left]})
+                    left -= len(paragraphs[-1]["qas"])
+            if paragraphs:
+                articles.append({**article, "paragraphs": paragraphs})
+        return {**document, "data": articles}
+
+    squad = data_dir / "squad"
+    train, test = tmp_path / "train.json", tmp_path / "test.json"
+    train.write_text(json.dumps(first(json.loads((squad / "train.json").read_text()), 800)), encoding="utf-8")
+    test.write_text(json.dumps(first(json.loads((squad / "test.json").read_text()), 400)), encoding="utf-8")
+    result = run_finetune(FineTuneSettings.of(
+        train=str(train), test=str(test), val_fraction=0, model=str(minilm_dir), out=str(tmp_path / "model"),
+        epochs=1, batch_size=32, learning_rate=1e-4, max_seq_length=192, stride=96, warmup_ratio=0.0,
+        weight_decay=0.0, progress=False))
+    scores = result["metrics"]["test"]
+    assert scores["version"] == "1.1" and scores["total"] == 400
+    assert scores["f1"] >= FLOOR_F1 and scores["exact_match"] >= FLOOR_EM, {k: v for k, v in scores.items() if k != "errors"}
+    predictor = Predictor.load(tmp_path / "model")
+    data = predictor.task.read_unlabeled(str(test), {}).subset(range(100))
+    for context, prediction in zip(data.contexts, predictor.predict_examples(data)):
+        assert prediction["answer"] and context[prediction["start"]:prediction["end"]] == prediction["answer"]

@@ -90,7 +90,7 @@ def looks_like_questions(source) -> bool:
     try:
         record = json.loads(first)
     except json.JSONDecodeError:
-        names = {name.strip().strip('"').lower() for name in first.replace("\t", ",").split(",")}
+        names = {name.strip().strip('"') for name in first.replace("\t", ",").split(",")}
         return {QUESTION_KEY, CONTEXT_KEY} <= names
     return isinstance(record, dict) and {QUESTION_KEY, CONTEXT_KEY} <= set(record)
 

@@ -237,9 +237,9 @@ class QuestionAnsweringTask(Task):
         return [answers_of(spans, context, self.null_threshold) for spans, context in zip(outputs, examples.contexts)]
 
     def metrics(self, targets, outputs: np.ndarray, examples: QuestionData | None = None) -> dict[str, Any]:
-        contexts = examples.contexts if examples is not None else [""] * len(targets)
         if examples is None:
             raise BertforgeError("question answering scores need the passages; pass the examples")
+        contexts = examples.contexts
         predictions = [answers_of(spans, context, self.null_threshold) for spans, context in zip(outputs, contexts)]
         version = "2.0" if self.allows_no_answer or any(not refs for refs in targets) else "1.1"
         extra = {}
