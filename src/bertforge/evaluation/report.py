@@ -168,6 +168,23 @@ def markdown_cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def named_metrics_table(metrics: dict, names: Sequence[tuple[str, str]], spec: str = ".4f") -> list[str]:
+    """A ``| metric | value |`` table of the ``(key, name)`` rows whose value is a number
+    (whole numbers as they are, others with ``spec``); missing ones are left out.
+
+    >>> named_metrics_table({"f1": 0.81234, "total": 9, "x": None}, [("f1", "F1"), ("total", "questions"), ("x", "X")])
+    ['| metric | value |', '|---|---|', '| F1 | 0.8123 |', '| questions | 9 |']
+    """
+    lines = ["| metric | value |", "|---|---|"]
+    for key, name in names:
+        value = metrics.get(key)
+        if not is_number(value):
+            continue
+        shown = str(int(value)) if isinstance(value, (int, np.integer)) else format_number(float(value), spec)
+        lines.append(f"| {name} | {shown} |")
+    return lines
+
+
 def _headline_table(metrics: dict) -> list[str]:
     lines = ["| metric | value |", "|---|---|"]
     for key, value in metrics.items():

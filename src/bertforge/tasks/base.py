@@ -96,9 +96,11 @@ class Task(ABC):
         """The task with its label space learned from the training examples only."""
 
     @classmethod
-    @abstractmethod
     def saved_in(cls, metadata: dict[str, Any], config: dict[str, Any]) -> bool:
-        """Whether a model directory (``bertforge.json``, ``config.json``) holds this task's head."""
+        """Whether a model directory (``bertforge.json``, ``config.json``) holds this task's head:
+        its ``task`` is one of :attr:`kinds`, or its ``architectures`` end as :attr:`architectures`."""
+        return metadata.get("task") in cls.kinds or any(
+            str(name).endswith(cls.architectures) for name in config.get("architectures") or ())
 
     @classmethod
     @abstractmethod

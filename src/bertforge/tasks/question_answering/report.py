@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bertforge.evaluation.plots import plot_learning_curves
-from bertforge.evaluation.report import format_number, history_table, jsonable, markdown_cell, write_metrics_json
+from bertforge.evaluation.report import history_table, jsonable, markdown_cell, named_metrics_table, write_metrics_json
 from bertforge.files import write_text_atomically
 from bertforge.tasks.question_answering.metrics import summary_line
 
@@ -46,14 +46,7 @@ _HEADLINE = (
 
 
 def _headline_table(metrics: dict) -> list[str]:
-    lines = ["| metric | value |", "|---|---|"]
-    for key, name in _HEADLINE:
-        value = metrics.get(key)
-        if isinstance(value, bool) or value is None:
-            continue
-        shown = str(value) if isinstance(value, int) else format_number(float(value), ".2f")
-        lines.append(f"| {name} | {shown} |")
-    return lines
+    return named_metrics_table(metrics, _HEADLINE, ".2f")
 
 
 def _miss_lines(errors: list[dict]) -> list[str]:

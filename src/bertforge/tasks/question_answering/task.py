@@ -106,11 +106,6 @@ class QuestionAnsweringTask(Task):
         return QuestionWindows.from_dict(values)
 
     @classmethod
-    def saved_in(cls, metadata: dict[str, Any], config: dict[str, Any]) -> bool:
-        return metadata.get("task") in cls.kinds or any(
-            str(name).endswith(cls.architectures) for name in config.get("architectures") or ())
-
-    @classmethod
     def from_metadata(cls, metadata: dict[str, Any], config: dict[str, Any]) -> "QuestionAnsweringTask":
         # A reader from elsewhere has no bertforge.json: every question is answered unless
         # --null-threshold says otherwise.

@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bertforge.evaluation.plots import plot_learning_curves
-from bertforge.evaluation.report import confusion_table, format_number, history_table, jsonable, markdown_cell, write_metrics_json
+from bertforge.evaluation.report import (
+    confusion_table,
+    format_number,
+    history_table,
+    jsonable,
+    markdown_cell,
+    named_metrics_table,
+    write_metrics_json,
+)
 from bertforge.files import write_text_atomically
 from bertforge.tasks.token_classification.metrics import summary_line
 
@@ -56,14 +64,7 @@ def _text(words: Sequence[str]) -> str:
 
 
 def _headline_table(metrics: dict) -> list[str]:
-    lines = ["| metric | value |", "|---|---|"]
-    for key, name in _HEADLINE:
-        value = metrics.get(key)
-        if isinstance(value, bool) or value is None:
-            continue
-        shown = str(value) if isinstance(value, int) else format_number(float(value), ".4f")
-        lines.append(f"| {name} | {shown} |")
-    return lines
+    return named_metrics_table(metrics, _HEADLINE, ".4f")
 
 
 def _per_type_table(per_type: dict) -> list[str]:

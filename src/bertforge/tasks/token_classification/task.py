@@ -102,11 +102,6 @@ class TokenClassificationTask(Task):
         return WordWindows.from_dict(values)
 
     @classmethod
-    def saved_in(cls, metadata: dict[str, Any], config: dict[str, Any]) -> bool:
-        return metadata.get("task") in cls.kinds or any(
-            str(name).endswith(cls.architectures) for name in config.get("architectures") or ())
-
-    @classmethod
     def from_metadata(cls, metadata: dict[str, Any], config: dict[str, Any]) -> "TokenClassificationTask":
         if "tags" in metadata:
             return cls(metadata["tags"], metadata["tag_scheme"], bool(metadata.get("label_all_pieces")))
