@@ -22,8 +22,8 @@ from bertforge.text.tokenizer import Tokenizer
 ACCENTED = ("Der Dramatiker Ödön von Horváth zog 1923 nach Berlin; später lebte er in Murnau am Staffelsee, "
             "wo heute ein Museum an ihn erinnert.")
 CJK = "小津安二郎は1953年に《東京物語》を撮った。Ozu filmed Tokyo Story in 1953."
-# The slow SQuAD run's floor (see that test): measured F1 10.27 and EM 5.25, less a margin.
-FLOOR_F1, FLOOR_EM = 9.0, 4.0
+# The slow SQuAD run's floor (see that test): measured F1 10.19 and EM 3.67, less a margin.
+FLOOR_F1, FLOOR_EM = 9.0, 2.5
 
 
 @pytest.fixture(scope="module")
@@ -371,8 +371,8 @@ def test_a_stopped_reader_run_resumes_bit_identical_and_the_cache_changes_nothin
 
 @pytest.mark.slow
 def test_squad_a_short_run_on_real_questions_answers_with_exact_spans(minilm_dir, data_dir, tmp_path):
-    """The first 800 SQuAD training questions, one epoch, every layer, windows of 192
-    pieces; the first 400 test questions scored by the official v1.1 rules. The floor is
+    """The first 600 SQuAD training questions, one epoch in batches of 16, every layer,
+    windows of 192 pieces; the first 300 test questions scored by the official v1.1 rules. The floor is
     this run's measured score less a margin (training on the CPU is deterministic); the
     full comparison with the Trainer is benchmarks/bench_question_answering.py."""
     from bertforge.apps.finetune import FineTuneSettings, run_finetune
@@ -392,14 +392,14 @@ def test_squad_a_short_run_on_real_questions_answers_with_exact_spans(minilm_dir
 
     squad = data_dir / "squad"
     train, test = tmp_path / "train.json", tmp_path / "test.json"
-    train.write_text(json.dumps(first(json.loads((squad / "train.json").read_text()), 800)), encoding="utf-8")
-    test.write_text(json.dumps(first(json.loads((squad / "test.json").read_text()), 400)), encoding="utf-8")
+    train.write_text(json.dumps(first(json.loads((squad / "train.json").read_text()), 600)), encoding="utf-8")
+    test.write_text(json.dumps(first(json.loads((squad / "test.json").read_text()), 300)), encoding="utf-8")
     result = run_finetune(FineTuneSettings.of(
         train=str(train), test=str(test), val_fraction=0, model=str(minilm_dir), out=str(tmp_path / "model"),
-        epochs=1, batch_size=32, learning_rate=1e-4, max_seq_length=192, stride=96, warmup_ratio=0.0,
+        epochs=1, batch_size=16, learning_rate=1e-4, max_seq_length=192, stride=96, warmup_ratio=0.0,
         weight_decay=0.0, progress=False))
     scores = result["metrics"]["test"]
-    assert scores["version"] == "1.1" and scores["total"] == 400
+    assert scores["version"] == "1.1" and scores["total"] == 300
     assert scores["f1"] >= FLOOR_F1 and scores["exact_match"] >= FLOOR_EM, {k: v for k, v in scores.items() if k != "errors"}
     predictor = Predictor.load(tmp_path / "model")
     data = predictor.task.read_unlabeled(str(test), {}).subset(range(100))
