@@ -185,6 +185,24 @@ def named_metrics_table(metrics: dict, names: Sequence[tuple[str, str]], spec: s
     return lines
 
 
+def training_section(history: list[dict] | None, curves: Path | None) -> list[str]:
+    """The ``## Training`` lines of a report: the history table and the learning curves'
+    plot, when there are any.
+
+    >>> training_section(None, None)
+    []
+    """
+    table = history_table(history) if history else []
+    if not table and curves is None:
+        return []
+    lines = ["## Training", ""]
+    if table:
+        lines += [*table, ""]
+    if curves is not None:
+        lines += [f"![Learning curves]({curves.name})", ""]
+    return lines
+
+
 def _headline_table(metrics: dict) -> list[str]:
     lines = ["| metric | value |", "|---|---|"]
     for key, value in metrics.items():

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from bertforge.evaluation.plots import plot_learning_curves
-from bertforge.evaluation.report import history_table, jsonable, markdown_cell, named_metrics_table, write_metrics_json
+from bertforge.evaluation.report import (
+    jsonable,
+    markdown_cell,
+    named_metrics_table,
+    training_section,
+    write_metrics_json,
+)
 from bertforge.files import write_text_atomically
 from bertforge.tasks.question_answering.metrics import summary_line
 
@@ -69,13 +75,7 @@ def _report_markdown(title: str, metrics: dict, history: list[dict] | None, curv
     if metrics.get("errors"):
         lines += ["## Worst misses", "", *_miss_lines(metrics["errors"]), ""]
     if history:
-        table = history_table(history)
-        if table or curves is not None:
-            lines += ["## Training", ""]
-        if table:
-            lines += [*table, ""]
-        if curves is not None:
-            lines += [f"![Learning curves]({curves.name})", ""]
+        lines += training_section(history, curves)
     return "\n".join(lines)
 
 

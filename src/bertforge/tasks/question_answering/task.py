@@ -234,18 +234,15 @@ class QuestionAnsweringTask(Task):
     def metrics(self, targets, outputs: np.ndarray, examples: QuestionData | None = None) -> dict[str, Any]:
         if examples is None:
             raise BertforgeError("question answering scores need the passages; pass the examples")
-        contexts = examples.contexts
-        predictions = [answers_of(spans, context, self.null_threshold) for spans, context in zip(outputs, contexts)]
+        # The best non-empty answers, and how far the no-answer score is above them: what
+        # the threshold decides on, and what its search on v2.0 questions reads.
+        answers = [answers_of(spans, context, None)["answer"] for spans, context in zip(outputs, examples.contexts)]
+        diffs = [float(spans[0, 0] - spans[1, 0]) if np.isfinite(spans[1, 0]) else math.inf for spans in outputs]
+        predictions = answers if self.null_threshold is None else [
+            "" if diff > self.null_threshold else answer for answer, diff in zip(answers, diffs)]
         version = "2.0" if self.allows_no_answer or any(not refs for refs in targets) else "1.1"
-        extra = {}
-        if version == "2.0":
-            # The best non-empty answers and how far the no-answer score is above them,
-            # for the threshold search.
-            best = [answers_of(spans, context, None) for spans, context in zip(outputs, contexts)]
-            extra = {"answers": [answer["answer"] for answer in best],
-                     "no_answer_diffs": [float(spans[0, 0] - spans[1, 0]) if np.isfinite(spans[1, 0]) else math.inf
-                                         for spans in outputs]}
-        result = squad_scores(targets, [p["answer"] for p in predictions], version, worst=WORST_MISSES, **extra)
+        extra = {"answers": answers, "no_answer_diffs": diffs} if version == "2.0" else {}
+        result = squad_scores(targets, predictions, version, worst=WORST_MISSES, **extra)
         result["null_threshold"] = self.null_threshold
         for error in result.get("errors", []):
             error["text"] = examples.questions[error["question"]]

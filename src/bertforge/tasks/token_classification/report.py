@@ -33,10 +33,10 @@ from bertforge.evaluation.plots import plot_learning_curves
 from bertforge.evaluation.report import (
     confusion_table,
     format_number,
-    history_table,
     jsonable,
     markdown_cell,
     named_metrics_table,
+    training_section,
     write_metrics_json,
 )
 from bertforge.files import write_text_atomically
@@ -117,13 +117,7 @@ def _report_markdown(title: str, metrics: dict, history: list[dict] | None,
     if metrics.get("errors"):
         lines += ["## Worst errors", "", *_error_lines(metrics["errors"], sentences)]
     if history:
-        table = history_table(history)
-        if table or curves is not None:
-            lines += ["## Training", ""]
-        if table:
-            lines += [*table, ""]
-        if curves is not None:
-            lines += [f"![Learning curves]({curves.name})", ""]
+        lines += training_section(history, curves)
     return "\n".join(lines)
 
 
