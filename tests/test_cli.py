@@ -155,9 +155,9 @@ def test_an_unforeseen_failure_is_one_line_with_a_hint(monkeypatch, capsys):
     assert "Traceback (most recent call last)" in capsys.readouterr().err
 
 
-def test_an_interrupt_exits_1(monkeypatch, capsys):
+def test_an_interrupt_exits_130(monkeypatch, capsys):
     monkeypatch.setattr("bertforge.cli.demo.run", failing(KeyboardInterrupt()))
-    assert cli.main(["demo"]) == 1
+    assert cli.main(["demo"]) == 130  # the shell's code for Ctrl+C
     assert capsys.readouterr().err == "bertforge: interrupted\n"
 
 

@@ -135,7 +135,7 @@ def test_auto_rule_thresholds():
     assert detect_text_format(ended + ['It is "done!"', "Ends (so.)"]) == "sentences"  # closing marks count
     two = "It rained all day. We stayed in."
     assert detect_text_format(ended + [two] * 2) == "sentences"  # 20% hold a sentence end inside
-    assert detect_text_format(ended[:7] + [two] * 3) == "prose"  # 30%: a paragraph per line
+    assert detect_text_format(ended[:7] + [two] * 3) == "paragraphs"  # 30%: a paragraph per line
     # Abbreviations and initials inside a line are not sentence ends.
     assert detect_text_format(["Mr. Poe and Dr. Smith met E. A. Poe.", "St. Louis is far."] * 5) == "sentences"
     assert detect_text_format(["", "  "]) == "sentences"
@@ -433,3 +433,31 @@ def test_poe_sentences_do_not_end_at_a_title_before_a_name(poe):
               if title.search(first) and name.match(second)]
     assert broken == []
     assert sum(1 for document in documents for sentence in document if "Mr. " in sentence) > 100
+
+
+# The sentences of the Works of Poe as the reader gave them before reading was made linear
+# (pysbd's Segmenter, paragraph by paragraph): sha256 of json.dumps(documents, ensure_ascii=False),
+# computed from that code once, before it changed. 4,328 documents, 17,352 sentences.
+POE_DOCUMENTS_SHA256 = "ad98e37d729f73c30568548fef1623016a790843953800bd434220d6d697a61a"
+
+
+def test_poe_sentences_are_those_read_before(poe):
+    import hashlib
+    import json
+
+    _, _, documents = poe
+    assert (len(documents), sum(map(len, documents))) == (4328, 17352)
+    assert hashlib.sha256(json.dumps(documents, ensure_ascii=False).encode()).hexdigest() == POE_DOCUMENTS_SHA256
+
+
+def test_the_fast_segmenter_gives_what_pysbd_gives_on_poe(poe):
+    import pysbd
+
+    from bertforge.data.segmenter import FastSegmenter
+
+    _, text, _ = poe
+    paragraphs = [" ".join(block.split()) for block in text.split("\n\n") if block.strip()][::8]
+    reference, fast = pysbd.Segmenter(language="en", clean=False), FastSegmenter()
+    for paragraph in paragraphs:
+        expected = [sentence.strip() for sentence in reference.segment(paragraph)]
+        assert fast.segment(paragraph) == [sentence for sentence in expected if sentence]

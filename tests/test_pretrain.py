@@ -198,19 +198,24 @@ def test_a_time_budget_alone_schedules_the_learning_rate_by_the_clock(corpus_fil
     assert factors[4] == 0.0
 
 
-def test_a_second_run_refuses_to_overwrite_and_resume_finishes(pretrained, corpus_file, capsys):
+def test_a_second_run_is_refused_unless_it_overwrites_or_resumes_a_kept_checkpoint(pretrained, corpus_file, capsys):
     argv = ["pretrain", corpus_file, "--vocab", pretrained / "vocab", "--out", pretrained / "bert", "--shards",
             pretrained / "shards", "--preset", "tiny", "--seq-len", "48", "--batch-size", "8", "--max-steps", "8",
             "--eval-every", "4", "--held-out", "0.1", "--workers", "1", "--quiet"]
     code, _, err = _cli(capsys, *argv)
-    assert code == 1 and "--resume" in err
+    assert code == 1 and "already holds a model" in err and "--overwrite" in err
+    # The finished folder keeps no checkpoint: nothing to resume, and the refusal says so.
     code, _, err = _cli(capsys, *argv, "--resume")
+    assert code == 1 and "no checkpoint to resume" in err and "--keep-checkpoint" in err
+    code, _, err = _cli(capsys, *argv, "--overwrite", "--keep-checkpoint")
+    assert code == 0, err
+    assert (pretrained / "bert" / "checkpoint.pt").is_file()
+    code, _, err = _cli(capsys, *argv, "--resume")  # the run is finished: resuming it ends at once
     assert code == 0, err
 
 
 @pytest.mark.parametrize("extra, message", [
     (["--seq-len", "1024", "--max-steps", "1"], "above the model's 512 positions"),
-    (["--mask-rate", "0", "--max-steps", "1"], "mask rate"),
     (["--time-budget", "soon"], "not understood"),
 ])
 def test_bad_settings_are_one_line(pretrained, corpus_file, tmp_path, capsys, extra, message):

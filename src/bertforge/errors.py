@@ -15,3 +15,11 @@ class BertforgeError(ValueError):
     ...     print(error)
     vocab.txt: line 3 is empty; pass a WordPiece vocabulary
     """
+
+
+class UsageError(BertforgeError):
+    """An option with a value outside what it allows, found before any work: the command line exits 2.
+
+    >>> issubclass(UsageError, BertforgeError)
+    True
+    """

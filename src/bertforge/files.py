@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import pickle
+import re
 import shutil
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+
+# The temporary files ``replacing`` makes: ``.NAME.PID.HEX.tmp``; a killed writer leaves them.
+TEMPORARY_PATTERN = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.tmp")
 
 
 @contextmanager
@@ -81,3 +87,44 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
     return path
+
+
+def make_readable(path: str | os.PathLike) -> Path:
+    """Give ``path`` the permissions a new file gets here (0644 under the usual umask).
+
+    Some writers (safetensors among them) create files readable by their owner alone,
+    which a service running under another account cannot open.
+
+    >>> import tempfile, stat
+    >>> target = Path(tempfile.mkdtemp()) / "weights"
+    >>> _ = target.write_bytes(b"")
+    >>> target.chmod(0o600)
+    >>> stat.S_IMODE(make_readable(target).stat().st_mode) == 0o666 & ~_umask()
+    True
+    """
+    path = Path(path)
+    path.chmod(0o666 & ~_umask())
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def unreadable_reason(error: BaseException) -> str:
+    """Why a weight or checkpoint file could not be read, in a few words for a one-line error.
+
+    A pickle holding more than tensors is refused by name, never with the reader's own
+    advice to load it without ``weights_only``: unpickling runs whatever code it names.
+
+    >>> unreadable_reason(pickle.UnpicklingError("Weights only load failed. ..."))
+    'it holds Python objects besides tensors, which are never unpickled since they can run code'
+    >>> unreadable_reason(ValueError("header too large\\nmore"))
+    'header too large'
+    """
+    if isinstance(error, pickle.UnpicklingError):
+        return "it holds Python objects besides tensors, which are never unpickled since they can run code"
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

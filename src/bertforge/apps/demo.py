@@ -204,7 +204,7 @@ def run_demo(settings: DemoSettings) -> DemoResult:
         train=str(data_dir / "train.csv"), test=str(data_dir / "test.csv"), model=model_dir,
         out=str(out / "classifier"), fine_tune_layers=settings.fine_tune_layers, epochs=settings.epochs,
         learning_rate=settings.learning_rate, batch_size=32, max_seq_length=settings.max_seq_length,
-        seed=settings.seed, progress=not settings.quiet))
+        seed=settings.seed, overwrite=True, progress=not settings.quiet))  # the demo's own folder: always afresh
     fine_tuned = result["metrics"]["test"]
     stages.append(Stage("fine-tuning", time.perf_counter() - clock,
                         f"{result['steps']} steps, {result['epochs_run']} epochs"))
@@ -230,8 +230,6 @@ def _pretrain(settings: DemoSettings, out: Path, corpus_path: Path, stages: list
 
     clock = time.perf_counter()
     pretrained = out / "pretrained"
-    for leftover in pretrained.glob("checkpoint*"):
-        leftover.unlink()  # a killed earlier demo; the demo always starts afresh
     say(f"pretraining a {settings.layers}x{settings.hidden} BERT for {settings.time_budget:g} s")
     with tempfile.TemporaryDirectory() as shards:
         summary = pretrain(PretrainSettings.of(
@@ -240,9 +238,8 @@ def _pretrain(settings: DemoSettings, out: Path, corpus_path: Path, stages: list
             learning_rate=settings.pretrain_learning_rate, pair_objective=settings.pair_objective,
             time_budget=settings.time_budget,
             text_format="sentences", shards_dir=shards, held_out=0.02, eval_every=100, eval_sequences=256,
-            checkpoint_every=None, log_every=20, workers=1, seed=settings.seed, progress=not settings.quiet))
-    for leftover in pretrained.glob("checkpoint*"):
-        leftover.unlink()  # a finished run needs no resume point, and it is the largest file
+            checkpoint_every=None, log_every=20, workers=1, seed=settings.seed,
+            overwrite=True, progress=not settings.quiet))  # the demo always starts afresh
     held_out = summary.get("held_out", {})
     stages.append(Stage("pretraining", time.perf_counter() - clock,
                         f"{summary['steps']} steps, {summary['tokens']:,} tokens, held-out MLM accuracy "

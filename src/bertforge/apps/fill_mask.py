@@ -12,6 +12,10 @@ from bertforge.model.heads import BertForMaskedLM
 from bertforge.text.tokenizer import Tokenizer
 
 
+# Where the masked-LM head's own weights live (its decoder shares the word embeddings).
+MASKED_LM_HEAD = "cls.predictions."
+
+
 @dataclass(frozen=True)
 class Prediction:
     token: str
@@ -41,8 +45,15 @@ class FillMask:
 
     @classmethod
     def load(cls, directory: str, device: str = "cpu") -> "FillMask":
-        model = load_pretrained(directory, BertForMaskedLM).to(device)
-        return cls(model, Tokenizer.from_pretrained(directory))
+        """The masked-LM in ``directory``; a model saved without one (an encoder, a classifier) is
+        refused, as its new, untrained head would print random words."""
+        model = load_pretrained(directory, BertForMaskedLM)
+        untrained = [name for name in model.load_report.missing if name.startswith(MASKED_LM_HEAD)]
+        if untrained:
+            raise BertforgeError(f"{directory}: the model has no masked-LM head (no {MASKED_LM_HEAD}* weights: it was "
+                                 "saved as an encoder or a classifier); fill-mask needs a pretrained masked-LM, such "
+                                 "as one from bertforge pretrain or a BERT checkpoint with its cls.predictions head")
+        return cls(model.to(device), Tokenizer.from_pretrained(directory))
 
     @torch.inference_mode()
     def __call__(self, text: str, top_k: int = 5) -> list[list[Prediction]]:

@@ -23,18 +23,20 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from bertforge.apps.inference import run_batched
+from bertforge.apps.output_folder import OutputFolder, kept_run_files
 from bertforge.data.batching import length_grouped_batches, sequence_lengths, trim_to_longest
 from bertforge.data.labeled.in_memory import source_name
-from bertforge.errors import BertforgeError
+from bertforge.errors import BertforgeError, UsageError
 from bertforge.evaluation.plots import plot_sweep
 from bertforge.evaluation.report import sweep_table
-from bertforge.files import replacing
+from bertforge.files import make_readable, replacing
 from bertforge.io.model_dir import resolve_model_dir, save_pretrained
 from bertforge.model.config import BertConfig, check_vocabulary
 from bertforge.tasks import Task, task_class, task_for_data
 from bertforge.tasks.base import Split
 from bertforge.text.tokenizer import Tokenizer
-from bertforge.training.arguments import TrainingArguments, check_options, settings_record, take_loop_options
+from bertforge.training.arguments import (TrainingArguments, check_number, check_options, settings_record,
+                                         take_loop_options)
 from bertforge.training.frozen_cache import FrozenCache
 from bertforge.training.loop import TrainingLoop, set_seed
 
@@ -75,6 +77,7 @@ class FineTuneSettings:
     max_answer_length: int = 30  # question answering: the longest answer, in pieces
     null_threshold: float | None = None  # question answering: no answer above this (default: tuned on validation)
     unknown_labels: str = "error"
+    drop_missing_labels: bool = False  # skip rows whose label is empty, n/a, nan or null (with a note), not fail
     val_fraction: float = 0.1
     fine_tune_layers: int | str = "all"
     layerwise_lr_decay: float | None = None
@@ -89,6 +92,7 @@ class FineTuneSettings:
     frozen_cache_limit_gb: float = 8.0  # above this the cache is skipped (with a note)
     device: str | None = None
     resume: bool = False
+    overwrite: bool = False  # replace what --out holds (a model, another run) with this run's model
     keep_checkpoint: bool = False
     stop_after_steps: int | None = None  # end early as a kill would, leaving the checkpoint
     progress: bool = True
@@ -107,25 +111,10 @@ class FineTuneSettings:
         for name in ("train", "model", "out", "val", "test"):
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
+        self._check_values()  # every option, before any file is read
         _ = self.long_text_setting  # a bad setting fails here, before any work
-        if self.tag_scheme not in (None, "iob2", "bioes"):
-            raise BertforgeError(f"--tag-scheme must be iob2 or bioes, got {self.tag_scheme!r}")
-        if self.fine_tune_layers != "all":
-            try:
-                self.fine_tune_layers = int(self.fine_tune_layers)
-            except (TypeError, ValueError):
-                raise BertforgeError(f"--fine-tune-layers must be a number or 'all', got {self.fine_tune_layers!r}") from None
-        if self.unknown_labels not in ("error", "drop"):
-            raise BertforgeError(f"--unknown-labels must be 'error' or 'drop', got {self.unknown_labels!r}")
-        if self.class_weights not in (None, "balanced"):
-            raise BertforgeError(f"--class-weights must be 'balanced', got {self.class_weights!r}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise BertforgeError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
-        for name in ("batch_size", "eval_batch_size", "max_seq_length"):
-            if getattr(self, name) < 1:
-                raise BertforgeError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.training.epochs is None:
-            raise BertforgeError("fine-tuning runs for a number of epochs; pass --epochs")
+            raise UsageError("fine-tuning runs for a number of epochs; pass --epochs")
         if self.device is not None:
             try:
                 device = torch.device(self.device)
@@ -133,6 +122,33 @@ class FineTuneSettings:
                 raise BertforgeError(f"--device {self.device!r} is not a device; use cpu, cuda or cuda:N") from None
             if device.type == "cuda" and not torch.cuda.is_available():
                 raise BertforgeError("--device cuda: no CUDA GPU is available here; use --device cpu")
+
+    def _check_values(self) -> None:
+        """One line naming the option and what it allows, for the first value out of range."""
+        if self.tag_scheme not in (None, "iob2", "bioes"):
+            raise UsageError(f"--tag-scheme must be iob2 or bioes, got {self.tag_scheme!r}")
+        if self.fine_tune_layers != "all":
+            try:
+                self.fine_tune_layers = int(self.fine_tune_layers)
+            except (TypeError, ValueError):
+                raise UsageError(f"--fine-tune-layers must be a number or 'all', "
+                                 f"got {self.fine_tune_layers!r}") from None
+            check_number("--fine-tune-layers", self.fine_tune_layers, 0, whole=True)
+        if self.unknown_labels not in ("error", "drop"):
+            raise UsageError(f"--unknown-labels must be 'error' or 'drop', got {self.unknown_labels!r}")
+        if self.class_weights not in (None, "balanced"):
+            raise UsageError(f"--class-weights must be 'balanced', got {self.class_weights!r}")
+        if self.label_separator is not None and (not isinstance(self.label_separator, str) or not self.label_separator):
+            raise UsageError(f"--label-separator must be one or more characters (like '|'), "
+                             f"got {self.label_separator!r}")
+        check_number("--val-fraction", self.val_fraction, 0, 1, high_open=True)
+        for name in ("batch_size", "eval_batch_size", "max_seq_length", "n_best", "max_answer_length"):
+            check_number(f"--{name.replace('_', '-')}", getattr(self, name), 1, whole=True)
+        check_number("--stride", self.stride, 1, whole=True, optional=True)
+        check_number("--layerwise-lr-decay", self.layerwise_lr_decay, 0, 1, low_open=True, optional=True)
+        check_number("--null-threshold", self.null_threshold, optional=True)
+        check_number("--frozen-cache-limit-gb", self.frozen_cache_limit_gb, 0)
+        check_number("--stop-after-steps", self.stop_after_steps, 1, whole=True, optional=True)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as ``bertforge.json`` records them, flat: data given in memory by a description."""
@@ -154,6 +170,20 @@ class FineTuneSettings:
     def windows_of(self, task: type[Task]):
         """The long-text settings as ``task`` reads them."""
         return task.windows(self.long_text, self.stride, self.window_aggregate)
+
+
+# How the data was read that a model directory does not keep for the files it evaluates later.
+_NOT_RECORDED = ("delimiter", "drop_missing_labels")
+
+
+def read_examples(kind: type[Task], source: Any, columns: dict[str, Any], progress: bool) -> Any:
+    """The task's examples from one source, and (with ``progress``) its reader's notes on stderr:
+    the columns it guessed, the rows it skipped."""
+    examples = kind.read(source, columns)
+    if progress:
+        for note in getattr(examples, "notes", None) or ():
+            print(note, file=sys.stderr)
+    return examples
 
 
 # The training settings bertforge.json has always listed among a fine-tuning run's settings.
@@ -231,23 +261,30 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
     >>> sorted(result["labels"]), (folder / "model" / "model.safetensors").is_file()
     (['DESC', 'HUM'], True)
     """
-    out = Path(settings.out)
-    out.mkdir(parents=True, exist_ok=True)
+    # Claimed before any work: a refused --out costs the user nothing.
+    with OutputFolder(settings.out, resume=settings.resume, overwrite=settings.overwrite,
+                      source=settings.model) as folder:
+        return _run_finetune(settings, folder)
+
+
+def _run_finetune(settings: FineTuneSettings, folder: OutputFolder) -> dict[str, Any]:
+    out, work = folder.out, folder.work  # the run's checkpoint, log and best weights live in work
     device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     columns = dict(text_column=settings.text_column, label_column=settings.label_column,
                    text_pair_column=settings.text_pair_column, label_columns=settings.label_columns,
-                   tag_column=settings.tag_column, delimiter=settings.delimiter)
+                   tag_column=settings.tag_column, delimiter=settings.delimiter,
+                   drop_missing_labels=settings.drop_missing_labels)
 
     kind = settings.task_type
-    train_data = kind.read(settings.train, columns)
+    train_data = read_examples(kind, settings.train, columns, settings.progress)
     task = kind.fit(train_data, kind=settings.task, label_separator=settings.label_separator,
                     tag_scheme=settings.tag_scheme, label_all_pieces=settings.label_all_pieces,
                     n_best=settings.n_best, max_answer_length=settings.max_answer_length,
                     null_threshold=settings.null_threshold)
-    val_data = kind.read(settings.val, columns) if settings.val is not None else None
+    val_data = read_examples(kind, settings.val, columns, settings.progress) if settings.val is not None else None
     if val_data is None and settings.val_fraction > 0:
         train_data, val_data = task.hold_out(train_data, settings.val_fraction, seed=settings.training.seed)
-    test_data = kind.read(settings.test, columns) if settings.test is not None else None
+    test_data = read_examples(kind, settings.test, columns, settings.progress) if settings.test is not None else None
 
     if settings.progress:
         print(f"task: {task.describe()} ({'given' if settings.task else 'detected; --task overrides'})",
@@ -290,7 +327,7 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
     args = settings.training
     groups = (trainable.layerwise_groups(args.learning_rate, settings.layerwise_lr_decay, args.weight_decay)
               if settings.layerwise_lr_decay else None)
-    best_path = out / BEST_WEIGHTS
+    best_path = work / BEST_WEIGHTS
 
     def outputs_of(module, split: Split) -> np.ndarray:
         return predict_outputs(task, module, split, settings.eval_batch_size, device, long_text)
@@ -304,8 +341,9 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
         state = {name: tensor.detach().cpu().contiguous() for name, tensor in module.model.state_dict().items()}
         with replacing(best_path) as temporary:
             save_file(state, str(temporary))
+            make_readable(temporary)
 
-    loop = TrainingLoop(trainable, SplitBatches(train, settings.batch_size, args.seed, cache), args, out,
+    loop = TrainingLoop(trainable, SplitBatches(train, settings.batch_size, args.seed, cache), args, work,
                         evaluate=evaluate if val is not None else None, metric=metric,
                         greater_is_better=higher_is_better, on_best=keep_best, param_groups=groups,
                         progress=settings.progress, device=device,
@@ -335,18 +373,18 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
 
     metadata = {
         **task.metadata(), "max_seq_length": settings.max_seq_length,
-        "long_text": long_text.to_dict(), "columns": {key: value for key, value in columns.items() if key != "delimiter"},
+        "long_text": long_text.to_dict(),
+        "columns": {key: value for key, value in columns.items() if key not in _NOT_RECORDED},
         "settings": settings.to_dict(), "result": {k: v for k, v in result.items() if k != "metrics"},
         "metrics": {split: _headline(values) for split, values in metrics.items()},
     }
-    save_pretrained(model.cpu(), out, tokenizer=tokenizer, metadata=metadata)
-    if not settings.keep_checkpoint:
-        for leftover in (loop.checkpoint_path, best_path):
-            leftover.unlink(missing_ok=True)
     report_metrics = metrics.get("test") or metrics.get("validation")
-    if report_metrics:
-        task.write_report(out, {**report_metrics, "training": result | {"metrics": None}}, history=state.history,
-                          title=f"bertforge fine-tuning: {Path(str(train_data.path)).name}")
+    # The whole folder at once: a reader never finds new weights beside an old config or report.
+    with folder.publish(keep=kept_run_files(work, settings.keep_checkpoint)) as staging:
+        save_pretrained(model.cpu(), staging, tokenizer=tokenizer, metadata=metadata)
+        if report_metrics:
+            task.write_report(staging, {**report_metrics, "training": result | {"metrics": None}},
+                              history=state.history, title=f"bertforge fine-tuning: {Path(str(train_data.path)).name}")
     if settings.progress:
         for split, values in metrics.items():
             print(f"{split}: {task.summary(values)}")
@@ -392,6 +430,9 @@ def sweep_layers(settings: FineTuneSettings, values: list[str]) -> list[dict]:
     task's main one, on the test file when given, else on the validation split.
     """
     out = Path(settings.out)
+    if out.is_dir() and any(out.iterdir()) and not (settings.overwrite or settings.resume):
+        raise BertforgeError(f"{out}: already holds files; pass a new --out for the sweep, or --overwrite to "
+                             "replace its runs")
     metric, rows = "accuracy", []
     for value in values:
         run = dataclasses.replace(settings, fine_tune_layers=value, out=str(out / f"layers-{value}"))

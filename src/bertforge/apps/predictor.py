@@ -9,6 +9,7 @@ A folder written by ``bertforge export`` runs through ONNX Runtime instead.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -145,6 +146,7 @@ class Predictor:
         """Predict every text of ``source`` (a file or ``-`` for stdin) into ``output``
         (CSV or JSONL by its extension; stdout as JSONL when omitted). Returns the row count."""
         self.task.check_output(output)
+        refuse_same_file(source, output)
         data = self.task.read_unlabeled(source, {
             "text_column": text_column or self.columns.get("text_column"),
             "text_pair_column": text_pair_column or self.columns.get("text_pair_column")})
@@ -167,6 +169,25 @@ class Predictor:
 
 #: The name a classification user knows it by.
 Classifier = Predictor
+
+
+def refuse_same_file(source: str, output: str | None) -> None:
+    """Predictions never replace the file they are made from (its labels and other columns).
+
+    >>> import tempfile
+    >>> texts = Path(tempfile.mkdtemp()) / "texts.csv"
+    >>> _ = texts.write_text("text\\nhello\\n")
+    >>> try:
+    ...     refuse_same_file(str(texts), str(texts))
+    ... except BertforgeError as error:
+    ...     print(str(error).split(": ", 1)[1])
+    is the input file too (--output); write the predictions to another file, or its texts and labels are lost
+    """
+    if output is None or source == "-" or not Path(output).exists() or not Path(source).exists():
+        return
+    if Path(output).resolve() == Path(source).resolve() or os.path.samefile(output, source):
+        raise BertforgeError(f"{output}: is the input file too (--output); write the predictions to another file, "
+                             "or its texts and labels are lost")
 
 
 def model_files(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +21,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from bertforge.apps.output_folder import OutputFolder, kept_run_files
 from bertforge.io.model_dir import save_pretrained
-from bertforge.model.config import BertConfig
-from bertforge.data.pretraining import MaskingSettings, PretrainingBatches, Vocabulary
+from bertforge.model.config import PRESETS, BertConfig
+from bertforge.data.corpus import TEXT_FORMATS, check_documents
+from bertforge.data.pretraining import PAIR_OBJECTIVES, MaskingSettings, PretrainingBatches, Vocabulary
 from bertforge.data.shards import build_shards
-from bertforge.errors import BertforgeError
+from bertforge.errors import BertforgeError, UsageError
 from bertforge.constants import IGNORE_INDEX
 from bertforge.model.heads import BertForMaskedLM, BertForPreTraining
 from bertforge.text.tokenizer import Tokenizer
 from bertforge.training import distributed
-from bertforge.training.arguments import (TrainingArguments, check_options, resolve_precision, settings_record,
-                                         take_loop_options)
+from bertforge.training.arguments import (TrainingArguments, check_number, check_options, resolve_precision,
+                                         settings_record, take_loop_options)
 from bertforge.training.loop import TrainingLoop
 
 
@@ -67,11 +70,14 @@ class PretrainSettings:
     eval_sequences: int = 1000
     text_format: str = "auto"
     split_clauses: bool = False
+    doc_per_line: bool = False
     shards_dir: str | None = None
     workers: int | None = None
     compile: bool = False
     device: str | None = None
     resume: bool = False
+    overwrite: bool = False  # replace what --out holds (a model, another run) with this run's model
+    keep_checkpoint: bool = False  # the finished folder keeps the checkpoint, to train further later
     progress: bool = True
     training: TrainingArguments = dataclasses.field(default_factory=lambda: pretraining_arguments())
 
@@ -82,6 +88,30 @@ class PretrainSettings:
         check_options(cls, options)
         training = pretraining_arguments(**take_loop_options(options))  # before options is unpacked
         return cls(**options, training=training)
+
+    def __post_init__(self) -> None:
+        # Every option here, before the vocabulary is opened or the corpus tokenized.
+        choices = (("--preset", self.preset, tuple(PRESETS)),
+                   ("--pair-objective", self.pair_objective, PAIR_OBJECTIVES),
+                   ("--text-format", self.text_format, TEXT_FORMATS))
+        for flag, value, allowed in choices:
+            if value not in allowed:
+                raise UsageError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
+        for flag, value in (("--layers", self.layers), ("--heads", self.heads), ("--hidden", self.hidden),
+                            ("--intermediate", self.intermediate), ("--workers", self.workers)):
+            check_number(flag, value, 1, whole=True, optional=True)
+        check_number("--seq-len", self.seq_len, 8, whole=True)
+        check_number("--dropout", self.dropout, 0, 1, high_open=True, optional=True)
+        check_number("--batch-size", self.batch_size, 1, whole=True)
+        world = int(os.environ.get("WORLD_SIZE", "1") or 1)  # torchrun's processes share the global batch
+        if self.batch_size % world:
+            raise UsageError(f"--batch-size must be a multiple of the {world} processes torchrun started, "
+                             f"got {self.batch_size}")
+        check_number("--mask-rate", self.mask_rate, 0, 1, low_open=True, high_open=True)
+        check_number("--pair-rate", self.pair_rate, 0, 1)
+        check_number("--short-sequence-rate", self.short_sequence_rate, 0, 1)
+        check_number("--held-out", self.held_out, 0, 1, high_open=True)
+        check_number("--eval-sequences", self.eval_sequences, 1, whole=True)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as ``bertforge.json`` records them, flat."""
@@ -189,7 +219,15 @@ def pretrain(settings: PretrainSettings) -> dict:
 
 
 def _pretrain(settings: PretrainSettings, device: torch.device, rank: int, world: int) -> dict:
-    out = Path(settings.out)
+    # Claimed before the corpus is read: a refused --out costs the user nothing.
+    with OutputFolder(settings.out, resume=settings.resume, overwrite=settings.overwrite,
+                      main_process=rank == 0) as folder:
+        return _pretrain_into(folder, settings, device, rank, world)
+
+
+def _pretrain_into(folder: OutputFolder, settings: PretrainSettings, device: torch.device, rank: int,
+                   world: int) -> dict:
+    work = folder.work  # the run's checkpoint and log live here until the model is published
     tokenizer = Tokenizer.from_pretrained(settings.vocab)
     config = model_config(settings, tokenizer.vocab_size)
     masking = MaskingSettings(seq_len=settings.seq_len, mask_rate=settings.mask_rate,
@@ -197,12 +235,18 @@ def _pretrain(settings: PretrainSettings, device: torch.device, rank: int, world
                               pair_objective=settings.pair_objective, pair_rate=settings.pair_rate,
                               short_sequence_rate=settings.short_sequence_rate)
     vocabulary = Vocabulary.from_tokenizer(tokenizer)
+    if masking.pair_objective == "nsp":
+        # Where documents end is known from the lines alone: too few is said before any splitting.
+        held = " (one of them held out for evaluation)" if settings.held_out > 0 else ""
+        check_documents(settings.corpus, 3 if held else 2, f"next-sentence prediction{held}",
+                        doc_per_line=settings.doc_per_line, otherwise="or use --pair-objective sop or none")
 
     # Process 0 tokenizes; the others wait, then find its shards by the same key.
     def shards():
         return build_shards(settings.corpus, tokenizer, cache_dir=settings.shards_dir,
                             text_format=settings.text_format, split_clauses=settings.split_clauses,
-                            workers=settings.workers, progress=settings.progress and rank == 0)
+                            workers=settings.workers, progress=settings.progress and rank == 0,
+                            doc_per_line=settings.doc_per_line)
     corpus = shards() if rank == 0 else None
     distributed.barrier()
     corpus = corpus or shards()
@@ -225,7 +269,7 @@ def _pretrain(settings: PretrainSettings, device: torch.device, rank: int, world
         lambda module: evaluate_pretraining(module, held_out, device, settings.eval_sequences, precision))
     identity = {"corpus": corpus.directory.name, "masking": dataclasses.asdict(masking),
                 "held_out": settings.held_out, "config": config.to_dict()}
-    loop = TrainingLoop(model, train, args, out, evaluate=evaluate, metric="mlm_accuracy" if evaluate else None,
+    loop = TrainingLoop(model, train, args, work, evaluate=evaluate, metric="mlm_accuracy" if evaluate else None,
                         progress=settings.progress, device=device, compile_model=settings.compile,
                         batch_examples=lambda batch: len(batch["input_ids"]), run_identity=identity)
     state = loop.run(resume=settings.resume)
@@ -247,10 +291,13 @@ def _pretrain(settings: PretrainSettings, device: torch.device, rank: int, world
                                           "sentences": corpus.n_sentences, "tokens": corpus.n_tokens,
                                           "shards": str(corpus.directory)},
             "training_sequences": train.n_sequences,
-            "settings": {key: value for key, value in settings.to_dict().items() if key not in ("progress", "resume")},
+            "settings": {key: value for key, value in settings.to_dict().items()
+                         if key not in ("progress", "resume", "overwrite", "keep_checkpoint")},
         }
-        save_pretrained(model, out, tokenizer=tokenizer, metadata=summary)
-        (out / "pretraining_history.jsonl").write_text(
-            "".join(json.dumps(record) + "\n" for record in state.history), encoding="utf-8")
+        # The whole folder at once: a reader never finds new weights beside an old config.
+        with folder.publish(keep=kept_run_files(work, settings.keep_checkpoint)) as staging:
+            save_pretrained(model, staging, tokenizer=tokenizer, metadata=summary)
+            (staging / "pretraining_history.jsonl").write_text(
+                "".join(json.dumps(record) + "\n" for record in state.history), encoding="utf-8")
     distributed.barrier()
     return summary

@@ -1,8 +1,9 @@
 """The ``bertforge`` command: the parser assembled from the command modules, and the error policy.
 
 Subcommands in the manner of ``git``: each has ``--help`` with an example. Exit
-codes: 0 on success, 1 when a job fails, 2 on bad usage. Errors are one line on
-stderr; ``--debug``, before or after the command, shows the traceback as well.
+codes: 0 on success, 1 when a job fails, 2 on bad usage (an option value out of
+its range too). Errors are one line on stderr; ``--debug``, before or after the
+command, shows the traceback as well.
 
 Each command is a module of this package with
 
@@ -27,7 +28,8 @@ from bertforge.cli import (
     tokenize, vocab,
 )
 from bertforge.cli.options import add_debug
-from bertforge.errors import BertforgeError
+from bertforge.errors import BertforgeError, UsageError
+from bertforge.training.interrupts import TrainingInterrupted
 
 # The order of ``bertforge --help``.
 COMMANDS = (demo, inspect, tokenize, convert, finetune, evaluate, predict, export, estimate, vocab, pretrain,
@@ -78,6 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
+    except TrainingInterrupted as error:  # the checkpoint is saved: say how to go on, exit as the signal asks
+        print(f"bertforge: {error}", file=sys.stderr)
+        return error.exit_code
+    except UsageError as error:  # an option value out of its range is bad usage, as argparse's own errors are
+        if args.debug:
+            traceback.print_exc()
+        print(f"bertforge: error: {error}", file=sys.stderr)
+        return 2
     except BertforgeError as error:
         if args.debug:
             traceback.print_exc()
@@ -85,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         print("bertforge: interrupted", file=sys.stderr)
-        return 1
+        return 130  # the shell's code for a command ended by Ctrl+C
     except Exception as error:  # a failure nobody foresaw: still one line, the details on request
         if args.debug:
             traceback.print_exc()

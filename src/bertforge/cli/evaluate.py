@@ -23,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument("--model", required=True, help="directory written by bertforge finetune")
     parser.add_argument("--data", required=True, help="labeled file")
-    parser.add_argument("--out", help="write metrics.json, report.md and plots here")
+    parser.add_argument("--out", help="write metrics.json, report.md and plots here (a new folder, or an "
+                                      "earlier report with --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the earlier report in --out")
     add_columns(parser)
     parser.add_argument("--label-column")
     add_tag_column(parser)
@@ -34,8 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the metrics summary, and write the report when ``--out`` is given."""
+    from bertforge.apps.output_folder import check_report_folder, report_folder
     from bertforge.apps.predictor import Predictor
 
+    if args.out:  # refused before the model loads and the data is scored, not after
+        check_report_folder(args.out, args.model, args.overwrite)
     predictor = Predictor.load(args.model, device=args.device, long_text=long_text(args))
     predictor.task.set_decoding(n_best=args.n_best, max_answer_length=args.max_answer_length,
                                 null_threshold=args.null_threshold)
@@ -46,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.data}: dropped {metrics['dropped_rows']} {predictor.task.examples_name} whose labels training never saw")
     print(predictor.task.summary(metrics))
     if args.out:
-        predictor.task.write_report(Path(args.out), metrics, None, title=f"bertforge evaluation: {args.data}")
+        with report_folder(args.out, args.model, args.overwrite) as staging:
+            predictor.task.write_report(staging, metrics, None, title=f"bertforge evaluation: {args.data}")
         print(f"report in {args.out}")
     return 0

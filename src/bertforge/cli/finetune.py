@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="token classification: every word piece learns its word's tag, not the first alone")
     add_answers(files, saved=False)
     add_unknown_labels(files, help="validation/test labels training never saw")
+    files.add_argument("--drop-missing-labels", action="store_true",
+                       help="skip rows whose label is empty, n/a, #N/A, nan or null (with a note) instead of failing")
     files.add_argument("--val-fraction", type=float, default=0.1, help="held out of train when --val is absent")
     model = parser.add_argument_group("model and training")
     model.add_argument("--model", required=True, help="pretrained model directory")
@@ -85,6 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     model.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     model.add_argument("--checkpoint-every", type=int, metavar="STEPS", help="checkpoint this often (default: each epoch)")
+    model.add_argument("--overwrite", action="store_true",
+                       help="replace what --out holds (an earlier model, even --model itself) with this run's model")
     model.add_argument("--keep-checkpoint", action="store_true", help="keep the resumable checkpoint after a finished run")
     model.add_argument("--quiet", action="store_true", help="no progress bars or summaries")
 
@@ -100,6 +104,7 @@ def settings(args: argparse.Namespace):
         text_column=args.text_column, label_column=args.label_column, text_pair_column=args.text_pair_column,
         label_columns=args.label_columns.split(",") if args.label_columns else None, delimiter=args.delimiter,
         task=args.task, label_separator=args.label_separator, unknown_labels=args.unknown_labels,
+        drop_missing_labels=args.drop_missing_labels,
         tag_column=args.tag_column, tag_scheme=args.tag_scheme, label_all_pieces=args.label_all_pieces,
         n_best=args.n_best, max_answer_length=args.max_answer_length, null_threshold=args.null_threshold,
         val_fraction=args.val_fraction, fine_tune_layers=args.fine_tune_layers,
@@ -110,7 +115,7 @@ def settings(args: argparse.Namespace):
         long_text=text.mode, stride=text.stride, window_aggregate=text.aggregate,
         early_stopping_patience=args.early_stopping, class_weights=args.class_weights,
         frozen_cache=not args.no_frozen_cache, precision=args.precision, seed=args.seed, device=args.device,
-        resume=args.resume, keep_checkpoint=args.keep_checkpoint, checkpoint_every=args.checkpoint_every,
+        resume=args.resume, overwrite=args.overwrite, keep_checkpoint=args.keep_checkpoint, checkpoint_every=args.checkpoint_every,
         progress=not args.quiet,
     )
 

@@ -49,10 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="next-sentence prediction, sentence-order prediction, or none (sequences packed full)")
     data.add_argument("--pair-rate", type=float, default=0.5, help="share of random-next (nsp) or swapped (sop) pairs")
     data.add_argument("--held-out", type=float, default=0.01, help="fraction of documents kept for evaluation")
-    data.add_argument("--text-format", choices=["auto", "sentences", "prose"], default="auto",
-                      help="one sentence per line, or prose to split into sentences")
+    data.add_argument("--text-format", choices=["auto", "sentences", "prose", "paragraphs"], default="auto",
+                      help="one sentence per line, prose wrapped over lines, or one paragraph per line")
     data.add_argument("--split-clauses", action="store_true",
                       help="also split sentences at commas, semicolons and dashes")
+    data.add_argument("--doc-per-line", action="store_true",
+                      help="every line is a document (else a blank line or a '= Title =' line starts one)")
     data.add_argument("--shards", help="where token shards are kept (default: the user cache)")
     data.add_argument("--workers", type=int, help="processes for sentence splitting (default: all cores)")
     training = parser.add_argument_group("training")
@@ -77,6 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--device", help="cpu or cuda; None means a GPU when there is one")
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    training.add_argument("--overwrite", action="store_true",
+                          help="replace what --out holds (an earlier model) with this run's model")
+    training.add_argument("--keep-checkpoint", action="store_true",
+                          help="keep the resumable checkpoint in the finished model folder")
     training.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -94,8 +100,10 @@ def settings(args: argparse.Namespace):
         whole_word_masking=args.whole_word_masking, pair_objective=args.pair_objective, pair_rate=args.pair_rate,
         held_out=args.held_out, eval_every=args.eval_every or None, checkpoint_every=args.checkpoint_every or None,
         log_every=args.log_every, text_format=args.text_format, split_clauses=args.split_clauses,
+        doc_per_line=args.doc_per_line,
         shards_dir=args.shards, workers=args.workers, precision=args.precision, compile=args.compile,
-        device=args.device, seed=args.seed, resume=args.resume, progress=not args.quiet,
+        device=args.device, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
+        keep_checkpoint=args.keep_checkpoint, progress=not args.quiet,
     )
 
 

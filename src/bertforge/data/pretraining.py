@@ -27,6 +27,7 @@ import torch
 from bertforge.errors import BertforgeError
 from bertforge.constants import IGNORE_INDEX
 from bertforge.model.layout import TokenSelection, Unpadding
+from bertforge.data.corpus import DOCUMENT_MARKS
 from bertforge.data.shards import Shard, ShardSet
 
 PAIR_OBJECTIVES = ("nsp", "sop", "none")
@@ -231,9 +232,12 @@ class PretrainingBatches:
             # A random next sentence comes from another document of the same shard.
             lonely = [i for i, docs in enumerate(self.documents) if docs.any() and docs.sum() < 2]
             if lonely:
+                files = shards.meta.get("files") or [str(shards.directory)]
+                where = files[0] if len(files) == 1 else f"{len(files)} files ({files[0]}, ...)"
+                held = ", after those held out for evaluation (--held-out)" if held_out_fraction > 0 and not held_out else ""
                 raise BertforgeError(
-                    f"{shards.directory}: next-sentence prediction needs at least two documents "
-                    "(blank-line separated); add documents, or use --pair-objective sop or none")
+                    f"{where}: next-sentence prediction needs at least two documents{held}, found "
+                    f"{int(self.documents[lonely[0]].sum())}; {DOCUMENT_MARKS}; or use --pair-objective sop or none")
         self.document_lists = [np.flatnonzero(docs) for docs in self.documents]
         self.document_rank = [np.cumsum(docs) - 1 for docs in self.documents]
         # Where each document starts among the tokens: packed sequences put a [SEP] there.

@@ -23,6 +23,8 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -74,6 +76,7 @@ class ShardSet:
     directory: Path
     shards: list[Shard]
     meta: dict
+    reading: str = ""  # how fast the corpus was read and tokenized, when it was just now
 
     @property
     def n_tokens(self) -> int:
@@ -89,7 +92,7 @@ class ShardSet:
 
     def describe(self) -> str:
         return (f"{self.n_documents:,} documents, {self.n_sentences:,} sentences, {self.n_tokens:,} tokens "
-                f"in {len(self.shards)} shard(s) at {self.directory}")
+                f"in {len(self.shards)} shard(s) at {self.directory}" + (f"; {self.reading}" if self.reading else ""))
 
 
 def default_cache_dir() -> Path:
@@ -100,11 +103,14 @@ def default_cache_dir() -> Path:
     return Path(base) / "bertforge"
 
 
-def shard_key(files: Sequence[Path], tokenizer, text_format: str, split_clauses: bool) -> str:
+def shard_key(files: Sequence[Path], tokenizer, text_format: str, split_clauses: bool,
+              doc_per_line: bool = False) -> str:
     """A hash naming what the shards hold: the same inputs give the same key."""
     digest = hashlib.sha256()
-    digest.update(json.dumps({"format": FORMAT_VERSION, "text_format": text_format,
-                              "split_clauses": split_clauses}).encode())
+    options = {"format": FORMAT_VERSION, "text_format": text_format, "split_clauses": split_clauses}
+    if doc_per_line:  # only when set, so shards made before the option are found again
+        options["doc_per_line"] = True
+    digest.update(json.dumps(options).encode())
     for file in files:
         stat = file.stat()
         digest.update(f"{file.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
@@ -190,8 +196,12 @@ def _tokenized_documents(documents: Iterable[list[str]], tokenizer) -> Iterable[
 
 def build_shards(corpus: Sequence[str | os.PathLike] | str | os.PathLike, tokenizer, cache_dir=None,
                  text_format: str = "auto", split_clauses: bool = False, workers: int | None = None,
-                 shard_tokens: int = SHARD_TOKENS, progress: bool = False) -> ShardSet:
+                 shard_tokens: int = SHARD_TOKENS, progress: bool = False, doc_per_line: bool = False) -> ShardSet:
     """Tokenize ``corpus`` into shards under ``cache_dir``, or reuse the shards made before.
+
+    The reading options are those of :func:`~bertforge.data.corpus.read_documents`.
+    A set just built says in ``reading`` (and so in :meth:`ShardSet.describe`) how
+    many megabytes of files it read per second.
 
     >>> import tempfile
     >>> from bertforge.text.tokenizer import Tokenizer
@@ -208,7 +218,7 @@ def build_shards(corpus: Sequence[str | os.PathLike] | str | os.PathLike, tokeni
     files = corpus_files(paths)
     described = ", ".join(str(p) for p in paths)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "shards"
-    target = root / shard_key(files, tokenizer, text_format, split_clauses)
+    target = root / shard_key(files, tokenizer, text_format, split_clauses, doc_per_line)
     if (target / "meta.json").is_file():
         return open_shards(target)
 
@@ -216,13 +226,18 @@ def build_shards(corpus: Sequence[str | os.PathLike] | str | os.PathLike, tokeni
     building = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
     try:
         writer = _ShardWriter(building, token_dtype(tokenizer.vocab_size), shard_tokens)
-        documents = read_documents(paths, text_format=text_format, split_clauses=split_clauses, workers=workers)
+        started = time.perf_counter()
+        documents = read_documents(paths, text_format=text_format, split_clauses=split_clauses, workers=workers,
+                                   doc_per_line=doc_per_line)
         from tqdm.auto import tqdm
 
-        with tqdm(desc="tokenizing corpus", unit=" docs", disable=not progress) as bar:
+        # closing: whatever stops the loop (bad input, Ctrl+C) ends the splitting processes now.
+        with closing(documents), tqdm(desc="tokenizing corpus", unit=" docs", disable=not progress) as bar:
             for document in _tokenized_documents(documents, tokenizer):
                 writer.add(document)
                 bar.update(1)
+        seconds = time.perf_counter() - started
+        megabytes = sum(file.stat().st_size for file in files) / 1e6
         names = writer.finish()
         if not names:
             raise BertforgeError(f"{described}: no sentences found; pass text files with prose "
@@ -231,7 +246,7 @@ def build_shards(corpus: Sequence[str | os.PathLike] | str | os.PathLike, tokeni
             raise BertforgeError(f"{described}: no sentence is longer than one token; pretraining needs "
                                  "sentences of several words")
         meta = {"format": FORMAT_VERSION, "shards": names, "files": [str(f) for f in files],
-                "text_format": text_format, "split_clauses": split_clauses,
+                "text_format": text_format, "split_clauses": split_clauses, "doc_per_line": doc_per_line,
                 "vocab_size": tokenizer.vocab_size, "dtype": writer.dtype.name,
                 "longest_sentence": writer.longest_sentence}
         (building / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -242,7 +257,10 @@ def build_shards(corpus: Sequence[str | os.PathLike] | str | os.PathLike, tokeni
                 raise
     finally:
         shutil.rmtree(building, ignore_errors=True)
-    return open_shards(target)
+    shards = open_shards(target)
+    shards.reading = (f"read and tokenized {megabytes:,.1f} MB of files in {seconds:,.1f} s "
+                      f"({megabytes / max(seconds, 1e-9):,.2f} MB/s)")
+    return shards
 
 
 def open_shards(directory: str | os.PathLike) -> ShardSet:

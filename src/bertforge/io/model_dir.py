@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from bertforge.errors import BertforgeError
-from bertforge.files import replacing, write_text_atomically
+from bertforge.files import make_readable, replacing, unreadable_reason, write_text_atomically
 from bertforge.model.bert import PreTrainedBert
 from bertforge.text.vocab_files import WEIGHT_FILES
 
@@ -91,10 +91,9 @@ def read_state_dict(directory: Path) -> tuple[dict[str, torch.Tensor], Path]:
         if single.is_file():
             return load_file(str(single)), single
         if index.is_file():
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
             state = {}
-            for shard in shards:
-                state.update(load_file(str(directory / shard)))
+            for shard in _shard_files(directory, index):
+                state.update(load_file(str(shard)))
             return state, index
         if legacy.is_file():
             # weights_only: a .bin is a pickle, and pickles can run code.
@@ -102,11 +101,32 @@ def read_state_dict(directory: Path) -> tuple[dict[str, torch.Tensor], Path]:
     except BertforgeError:
         raise
     except Exception as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise BertforgeError(f"{directory}: cannot read the weights ({reason}); the file is damaged or not a checkpoint") from None
+        raise BertforgeError(f"{directory}: cannot read the weights ({unreadable_reason(error)}); "
+                             "the file is damaged, not a checkpoint, or not safe to load") from None
     raise BertforgeError(
         f"{directory}: no weight file ({', '.join(WEIGHT_FILES)}); pass a complete model directory"
     )
+
+
+def _shard_files(directory: Path, index: Path) -> list[Path]:
+    """The weight files an index names: regular files inside the model folder, nothing else
+    (a name reaching outside with ``..`` or a link, or a FIFO that would block the read)."""
+    try:
+        names = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise BertforgeError(f"{index}: is not a weight index (a JSON object with a weight_map); "
+                             "pass a complete model directory") from None
+    folder = directory.resolve()
+    shards = []
+    for name in names:
+        shard = (directory / str(name)).resolve()
+        if shard.parent != folder:
+            raise BertforgeError(f"{index}: names {name!r}, which is not a file in the model folder; "
+                                 "an index may name only files beside it")
+        if not shard.is_file():  # is_file is False for FIFOs, sockets and devices
+            raise BertforgeError(f"{index}: names {name!r}, which is not a regular file in {directory}")
+        shards.append(shard)
+    return shards
 
 
 # -- matching names --------------------------------------------------------------------
@@ -213,6 +233,7 @@ def save_pretrained(model: PreTrainedBert, directory: str | os.PathLike, tokeniz
              for name, tensor in model.state_dict().items() if name not in tied}
     with replacing(directory / "model.safetensors") as temporary:
         save_file(state, str(temporary), metadata={"format": "pt"})
+        make_readable(temporary)  # safetensors writes 0600; every other file here is 0644
     values = model.config.to_dict()
     values["architectures"] = [type(model).__name__]
     if getattr(model, "num_labels", None) and model.config.id2label is None:

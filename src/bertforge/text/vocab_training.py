@@ -20,6 +20,7 @@ from tokenizers import trainers
 from tokenizers.models import WordPiece
 
 from bertforge.errors import BertforgeError
+from bertforge.text.file_encoding import SNIFF_BYTES, file_encoding_problem, head_encoding_problem
 from bertforge.text.vocab_files import REQUIRED_ROLES, bert_pipeline
 
 # [PAD] first so that id 0 is padding, as in every BERT checkpoint's embedding table.
@@ -60,7 +61,7 @@ def train_wordpiece(files_or_iterator: str | os.PathLike | Iterable[str], vocab_
     )
     files, described = corpus_files(files_or_iterator)
     if files is not None:
-        backend.train(files, trainer)
+        _train_on_files(backend, trainer, files)
     else:
         backend.train_from_iterator(checked_iter(files_or_iterator), trainer)
     if backend.get_vocab_size(with_added_tokens=True) <= len(special_tokens):
@@ -68,6 +69,35 @@ def train_wordpiece(files_or_iterator: str | os.PathLike | Iterable[str], vocab_
             f"{described}: no text to learn a vocabulary from; pass a corpus with words in it"
         )
     return backend, described
+
+
+def _train_on_files(backend: Backend, trainer, files: list[str]) -> None:
+    """Train on whole files; a file that is not UTF-8 text is one line naming it and the fix.
+
+    The library reads UTF-16 of plain text as valid UTF-8 (NUL bytes between the
+    letters), so each file's start is looked at first; other bad bytes are found
+    only when the library stops on them, to cost nothing on a good corpus.
+    """
+    for name in files:
+        with open(name, "rb") as file:
+            problem = head_encoding_problem(file.read(SNIFF_BYTES), example=_example(name))
+        if problem is not None:
+            raise BertforgeError(f"{name}: {problem.what}; {problem.fix}")
+    try:
+        backend.train(files, trainer)
+    except Exception as error:  # the library raises a plain Exception, its message naming no file
+        if "UTF-8" not in str(error):
+            raise
+        for name in files:
+            problem = file_encoding_problem(name, example=_example(name))
+            if problem is not None:
+                where = f"line {problem.line}: " if problem.line is not None else ""
+                raise BertforgeError(f"{name}: {where}{problem.what}; {problem.fix}") from None
+        raise
+
+
+def _example(name: str) -> str:
+    return "in" + (os.path.splitext(name)[1] or ".txt")
 
 
 def corpus_files(source: Any) -> tuple[list[str] | None, str]:

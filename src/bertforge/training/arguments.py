@@ -7,12 +7,14 @@ runs by it.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 
-from bertforge.errors import BertforgeError
+from bertforge.errors import BertforgeError, UsageError
 
 
 @dataclass
@@ -44,16 +46,25 @@ class TrainingArguments:
     fused_optimizer: bool = True  # one kernel for the whole AdamW update: ~6x faster on CPU too
 
     def __post_init__(self) -> None:
+        # Every value checked here, before any data is read: a nan learning rate would
+        # otherwise surface as the optimizer's error, a nan clipping norm as "diverged".
         if self.epochs is None and self.max_steps is None and self.time_budget is None:
-            raise BertforgeError("training needs an end: give --epochs, --max-steps or --time-budget")
-        if self.epochs is not None and self.epochs < 1:
-            raise BertforgeError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.gradient_accumulation < 1:
-            raise BertforgeError(f"--gradient-accumulation must be at least 1, got {self.gradient_accumulation}")
+            raise UsageError("training needs an end: give --epochs, --max-steps or --time-budget")
+        check_number("--epochs", self.epochs, 1, whole=True, optional=True)
+        check_number("--max-steps", self.max_steps, 1, whole=True, optional=True)
+        check_number("--time-budget", self.time_budget, 0, low_open=True, optional=True)
+        check_number("--learning-rate", self.learning_rate, 0, low_open=True)
+        check_number("--weight-decay", self.weight_decay, 0)
+        check_number("--warmup-ratio", self.warmup_ratio, 0, 1)
+        check_number("--max-grad-norm", self.max_grad_norm, 0, low_open=True, optional=True)
+        check_number("--gradient-accumulation", self.gradient_accumulation, 1, whole=True)
         if self.precision not in ("fp32", "bf16", "auto"):
-            raise BertforgeError(f"--precision must be fp32, bf16 or auto, got {self.precision!r}")
-        if self.learning_rate <= 0:
-            raise BertforgeError(f"--learning-rate must be positive, got {self.learning_rate}")
+            raise UsageError(f"--precision must be fp32, bf16 or auto, got {self.precision!r}")
+        check_number("--seed", self.seed, 0, 2**32 - 1, whole=True)  # numpy's seeds are 32-bit
+        check_number("--eval-every", self.eval_every, 1, whole=True, optional=True)
+        check_number("--early-stopping", self.early_stopping_patience, 1, whole=True, optional=True)
+        check_number("--checkpoint-every", self.checkpoint_every, 1, whole=True, optional=True)
+        check_number("--log-every", self.log_every, 1, whole=True)
 
     def warmup_steps(self, total_steps: int) -> int:
         return int(round(self.warmup_ratio * total_steps))
@@ -62,6 +73,56 @@ class TrainingArguments:
     def budget_schedule(self) -> bool:
         """A time budget without a step count: warmup and decay follow the clock."""
         return self.time_budget is not None and self.max_steps is None and self.epochs is None
+
+
+def check_number(flag: str, value: Any, low: float | None = None, high: float | None = None, *,
+                 low_open: bool = False, high_open: bool = False, whole: bool = False,
+                 optional: bool = False) -> None:
+    """Raise :class:`UsageError`, one line naming ``flag`` and its range, unless ``value`` is a
+    finite number (a whole one when ``whole``) from ``low`` to ``high`` (either end left out
+    when ``low_open`` / ``high_open``); None passes when ``optional``.
+
+    >>> check_number("--warmup-ratio", 0.1, 0, 1)
+    >>> check_number("--learning-rate", float("nan"), 0, low_open=True)
+    Traceback (most recent call last):
+    ...
+    bertforge.errors.UsageError: --learning-rate must be positive (a finite number above 0), got nan
+    >>> check_number("--checkpoint-every", -5, 1, whole=True)
+    Traceback (most recent call last):
+    ...
+    bertforge.errors.UsageError: --checkpoint-every must be a whole number of at least 1, got -5
+    """
+    if value is None and optional:
+        return
+    kind = numbers.Integral if whole else numbers.Real
+    if (isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+            and (low is None or value > low or (value == low and not low_open))
+            and (high is None or value < high or (value == high and not high_open))):
+        return
+    shown = repr(value) if isinstance(value, str) or value is None or isinstance(value, bool) else f"{value}"
+    wanted = describe_range(low, high, low_open=low_open, high_open=high_open, whole=whole)
+    raise UsageError(f"{flag} must be {wanted}, got {shown}")
+
+
+def describe_range(low: float | None, high: float | None, *, low_open: bool = False, high_open: bool = False,
+                   whole: bool = False) -> str:
+    """How a message words the numbers an option allows.
+
+    >>> describe_range(0, 1), describe_range(0, 1, low_open=True, high_open=True)
+    ('a number from 0 to 1', 'a number above 0 and below 1')
+    >>> describe_range(1, None, whole=True), describe_range(0, 1, high_open=True)
+    ('a whole number of at least 1', 'a number of at least 0 and below 1')
+    """
+    if low == 0 and low_open and high is None and not whole:
+        return "positive (a finite number above 0)"
+    noun = "a whole number" if whole else "a number" if high is not None else "a finite number"
+    if low is not None and high is not None and not (low_open or high_open):
+        return f"{noun} from {low:g} to {high:g}"
+    lower = None if low is None else f"above {low:g}" if low_open else f"of at least {low:g}"
+    upper = None if high is None else f"below {high:g}" if high_open else f"of at most {high:g}"
+    if lower and upper:
+        return f"{noun} {lower} and {upper.removeprefix('of ')}"
+    return f"{noun} {lower or upper}" if lower or upper else noun
 
 
 def resolve_precision(setting: str, device: torch.device) -> str:

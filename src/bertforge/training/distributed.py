@@ -17,7 +17,9 @@ from torch import nn
 
 from bertforge.errors import BertforgeError
 
-STOP_REASONS = ("early_stopping", "max_steps", "time_budget")
+# Lowest first: when processes disagree the highest wins, so a run that reached its end
+# ends rather than stopping on a signal one process received.
+STOP_REASONS = ("interrupted", "early_stopping", "max_steps", "time_budget")
 
 
 def active() -> bool:

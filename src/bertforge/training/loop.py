@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import random
+import signal
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -30,9 +31,10 @@ import torch
 from torch import nn
 
 from bertforge.errors import BertforgeError
-from bertforge.files import replacing
+from bertforge.files import TEMPORARY_PATTERN, replacing, unreadable_reason
 from bertforge.training import distributed
 from bertforge.training.arguments import TrainingArguments, resolve_precision
+from bertforge.training.interrupts import StopOnSignal, TrainingInterrupted
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -194,6 +196,13 @@ class TrainingLoop:
         with replacing(self.checkpoint_path) as temporary:  # a kill never leaves half a checkpoint
             torch.save(payload, temporary)
 
+    def _remove_stale_temporaries(self) -> None:
+        """Half-written checkpoints of a killed run (each as large as the checkpoint)."""
+        if self.output_dir.is_dir():
+            for path in self.output_dir.glob(".checkpoint*.tmp"):
+                if TEMPORARY_PATTERN.fullmatch(path.name):
+                    path.unlink(missing_ok=True)
+
     def _rng_path(self) -> Path:
         return self.output_dir / f"checkpoint.rank{self.rank}.rng"
 
@@ -217,12 +226,13 @@ class TrainingLoop:
             payload = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         except Exception as error:
             raise BertforgeError(
-                f"{self.checkpoint_path}: cannot read the checkpoint ({str(error).splitlines()[0]}); "
+                f"{self.checkpoint_path}: cannot read the checkpoint ({unreadable_reason(error)}); "
                 "delete it to start over"
             ) from None
-        if payload.get("fingerprint") != self.fingerprint():
+        difference = first_difference(payload.get("fingerprint"), self.fingerprint())
+        if difference is not None:
             raise BertforgeError(
-                f"{self.checkpoint_path}: was written by a run with other data, model or settings; "
+                f"{self.checkpoint_path}: was written by a run with other data, model or settings ({difference}); "
                 "resume with the same ones, or use a new output directory"
             )
         self.model.load_state_dict(payload["model"])
@@ -318,6 +328,8 @@ class TrainingLoop:
                 "or use a new output directory"
             )
         distributed.barrier()  # no process may find the checkpoint that another is about to write
+        if self.is_main:
+            self._remove_stale_temporaries()
         resumed = resume and self.load_checkpoint()
         if resumed and self.state.finished:
             return self.state
@@ -330,10 +342,29 @@ class TrainingLoop:
 
         bar = tqdm(total=self.total_steps, initial=self.state.step, disable=not (self.progress and self.is_main),
                    unit="step", dynamic_ncols=True, leave=True)
+        epochs = self.args.epochs if self.args.epochs is not None else 10**9
+        with StopOnSignal() as signals:
+            stop = self._train(bar, epochs, signals, stop_after_steps)
+        if stop == "interrupted":
+            bar.close()
+            raise TrainingInterrupted(
+                f"stopped at step {self.state.step} of {self.total_steps} on "
+                f"{signal.Signals(signals.received).name}; the checkpoint is in {self.output_dir}: "
+                "run the same command with --resume to continue", signals.received)
+        if stop == "stopped_early":
+            bar.close()
+            return self.state
+        bar.close()
+        self.state.finished = True
+        self.state.stop_reason = stop or "epochs"
+        self._save_checkpoint_once()
+        return self.state
+
+    def _train(self, bar, epochs: int, signals: StopOnSignal, stop_after_steps: int | None) -> str | None:
+        """The epochs; returns why they ended early (a stop reason), or None."""
         accumulation = self.args.gradient_accumulation
         window = _Window()
         stop = None
-        epochs = self.args.epochs if self.args.epochs is not None else 10**9
         while stop is None and self.state.epoch < epochs:
             started = time.perf_counter()
             micro = 0
@@ -366,20 +397,15 @@ class TrainingLoop:
                 if last_of_epoch:
                     self.state.epoch += 1
                     self.state.batch = 0
-                stop = self._after_step(last_of_epoch)
+                stop = self._after_step(last_of_epoch, interrupted=signals.received is not None)
                 started = time.perf_counter()  # evaluation and checkpoints are not training time
                 if stop or (stop_after_steps is not None and self.state.step >= stop_after_steps):
                     break
             if stop_after_steps is not None and self.state.step >= stop_after_steps and stop is None:
-                bar.close()
-                return self.state
-        if window.batches:
+                return "stopped_early"
+        if window.batches and stop != "interrupted":
             self._log_training(window, bar)
-        bar.close()
-        self.state.finished = True
-        self.state.stop_reason = stop or "epochs"
-        self._save_checkpoint_once()
-        return self.state
+        return stop
 
     def _log_training(self, window: "_Window", bar) -> None:
         # One collective per log line: the loss of every process, and the tokens of all.
@@ -409,21 +435,54 @@ class TrainingLoop:
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1
 
-    def _after_step(self, end_of_epoch: bool) -> str | None:
+    def _after_step(self, end_of_epoch: bool, interrupted: bool = False) -> str | None:
         stop = None
         every = self.args.eval_every
         if (every and self.state.step % every == 0) or (not every and end_of_epoch):
             if self._run_evaluation():
                 stop = "early_stopping"
-        stop = stop or self._should_stop_for_limits()
+        stop = stop or self._should_stop_for_limits() or ("interrupted" if interrupted else None)
         stop = distributed.agree_on_stop(stop)  # clocks differ between processes; stop together
-        if stop:
+        if stop and stop != "interrupted":
             # Recorded before the checkpoint: a kill right after must not train past the stop.
             self.state.finished, self.state.stop_reason = True, stop
         every = self.args.checkpoint_every
-        if (every and self.state.step % every == 0) or (not every and end_of_epoch):
+        if stop == "interrupted" or (every and self.state.step % every == 0) or (not every and end_of_epoch):
             self._save_checkpoint_once()
         return stop
+
+
+def first_difference(saved: Any, current: Any, where: str = "") -> str | None:
+    """The first setting in which two run fingerprints differ, said as a user reads it, or None.
+
+    >>> first_difference({"settings": {"learning_rate": 1e-4, "seed": 1}}, {"settings": {"learning_rate": 5e-5, "seed": 1}})
+    'learning_rate was 0.0001, now 5e-05'
+    >>> first_difference({"trainable": {"a": [2, 3]}}, {"trainable": {"a": [2, 3], "b": [4]}})
+    'trainable.b was absent, now [4]'
+    >>> first_difference({"x": 1}, {"x": 1}) is None
+    True
+    """
+    if isinstance(saved, dict) and isinstance(current, dict):
+        for key in list(saved) + [key for key in current if key not in saved]:
+            # The training settings are what users change; they read best without the prefix.
+            inner = f"{where}.{key}" if where and where != "settings" else ("" if key == "settings" and not where else key)
+            if key not in saved or key not in current:
+                return (f"{inner} was {_said(saved[key]) if key in saved else 'absent'}, "
+                        f"now {_said(current[key]) if key in current else 'absent'}")
+            found = first_difference(saved[key], current[key], inner)
+            if found is not None:
+                return found
+        return None
+    if saved != current:
+        return f"{where or 'the run'} was {_said(saved)}, now {_said(current)}"
+    return None
+
+
+def _said(value: Any) -> str:
+    if value is None:
+        return "not set"
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 @dataclass

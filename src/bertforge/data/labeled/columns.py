@@ -118,12 +118,14 @@ def default_column(table: Table, names: Sequence[str]) -> int | None:
 
 @dataclass
 class Picks:
-    """The chosen columns, as indices into :attr:`Table.columns` (``multi``: 0/1 label columns)."""
+    """The chosen columns, as indices into :attr:`Table.columns` (``multi``: 0/1 label columns),
+    and the roles (``"text"``, ``"pair"``, ``"label"``) chosen by guessing, not by an option."""
 
     text: int
     pair: int | None = None
     label: int | None = None
     multi: list[int] = field(default_factory=list)
+    guessed: set[str] = field(default_factory=set)
 
 
 def pick_columns(table: Table, text_column, label_column, text_pair_column, label_columns,
@@ -134,13 +136,17 @@ def pick_columns(table: Table, text_column, label_column, text_pair_column, labe
                    f"pass {table.option('--label-column')} for one label per row or"
                    f" {table.option('--label-columns')} for 0/1 columns, not both")
     text = find_column(table, text_column, "--text-column")
+    guessed = set()
     if text is None:
         text = default_column(table, TEXT_COLUMN_NAMES) or 0
+        guessed.add("text")
     pair = find_column(table, text_pair_column, "--text-pair-column")
     if pair is None and text_column is None and text_pair_column is None:
         partner = PAIR_PARTNERS.get(table.columns[text].lower())
         pair = default_column(table, [partner]) if partner else None
-    picks = Picks(text, pair)
+        if pair is not None:
+            guessed.add("pair")
+    picks = Picks(text, pair, guessed=guessed)
     if not want_labels:
         return picks
     if label_columns:
@@ -152,8 +158,42 @@ def pick_columns(table: Table, text_column, label_column, text_pair_column, labe
         picks.label = find_column(table, label_column, "--label-column", optional=not require_labels)
         if picks.label is None and label_column is None:
             picks.label = _default_label_column(table, picks, require_labels)
+            if picks.label is not None:
+                guessed.add("label")
     _check_distinct(table, picks)
     return picks
+
+
+# The option that overrides each guessed role.
+_ROLE_OPTIONS = {"text": "--text-column", "pair": "--text-pair-column", "label": "--label-column"}
+
+
+def columns_note(table: Table, picks: Picks) -> str | None:
+    """The one line that says which columns were read, when some were guessed; None when all were given.
+
+    >>> table = Table("train.csv", ["id", "sentence", "category"], True, 1, [])
+    >>> columns_note(table, pick_columns(table, None, None, None, None, require_labels=True, want_labels=True))
+    "train.csv: text: 'sentence', label: 'category' (guessed; --text-column and --label-column override)"
+    >>> columns_note(table, pick_columns(table, "sentence", None, None, None, require_labels=True, want_labels=True))
+    "train.csv: text: 'sentence', label: 'category' (label guessed; --label-column overrides)"
+    """
+    if not picks.guessed:
+        return None
+    roles = [("text", picks.text), ("pair", picks.pair), ("label", picks.label)]
+    shown = [(role, index) for role, index in roles if index is not None]
+    parts = [f"{role}: {_column_name(table, index)}" for role, index in shown]
+    if picks.multi:
+        parts.append("labels: " + ", ".join(_column_name(table, index) for index in picks.multi))
+    guessed = [role for role, _ in shown if role in picks.guessed]
+    options = [table.option(_ROLE_OPTIONS[role]) for role in guessed]
+    which = "guessed" if len(guessed) == len(shown) and not picks.multi else f"{' and '.join(guessed)} guessed"
+    override = f"{options[0]} overrides" if len(options) == 1 else \
+        f"{', '.join(options[:-1])} and {options[-1]} override"
+    return f"{table.name}: {', '.join(parts)} ({which}; {override})"
+
+
+def _column_name(table: Table, index: int) -> str:
+    return show(table.columns[index]) if table.has_header else f"column {index}"
 
 
 def _default_label_column(table: Table, picks: Picks, require_labels: bool) -> int | None:

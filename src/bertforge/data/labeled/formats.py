@@ -19,6 +19,7 @@ import json
 import math
 import re
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -27,6 +28,8 @@ import numpy as np
 
 from bertforge.data.labeled.messages import fail, listing, show
 from bertforge.errors import BertforgeError
+from bertforge.text.file_encoding import EncodingProblem
+from bertforge.text.file_encoding import decode_utf8 as text_of
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
@@ -104,16 +107,13 @@ def read_bytes(path: Path, name: str, kinds: str = "a CSV, TSV or JSONL file") -
 
 
 def decode_utf8(data: bytes, name: str) -> str:
-    """Decode strictly, so a wrong encoding is reported at its line instead of read as noise."""
+    """Decode strictly, so a wrong encoding is reported at its line instead of read as noise; UTF-16
+    and binary files are named as such (see :mod:`bertforge.text.file_encoding`)."""
     data = data.removeprefix(b"\xef\xbb\xbf")
     try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        before = data[:error.start].decode("utf-8")
-        line = before.count("\n") + before.count("\r") - before.count("\r\n") + 1
-        column = error.start - max(data.rfind(b"\n", 0, error.start), data.rfind(b"\r", 0, error.start))
-        fail(name, line, f"byte 0x{data[error.start]:02x} at column {column} is not UTF-8",
-             "re-save the file as UTF-8 (for example: iconv -f latin1 -t utf-8 in.csv > out.csv)")
+        return text_of(data, example=f"in{Path(name).suffix or '.csv'}")
+    except EncodingProblem as problem:
+        fail(name, problem.line, problem.what, problem.fix)
 
 
 def physical_lines(text: str):
@@ -139,7 +139,49 @@ def as_number(value) -> float | None:
     return number if math.isfinite(number) else None
 
 
+# Label cells that mean "no value" in the tools that write these files: pandas (an empty cell, or
+# nan when a missing float is printed), Excel (#N/A), SQL and JSON (null). "None" and "NA" are
+# left out on purpose: both are real class names ("none" of the intents, NA for a region).
+MISSING_VALUES = frozenset({"", "nan", "-nan", "n/a", "#n/a", "null", "<na>"})
+
+
+def is_missing(value) -> bool:
+    """Whether a label cell holds no value: None, a NaN, or a :data:`MISSING_VALUES` spelling
+    (any case; NUL bytes and spaces around it ignored).
+
+    >>> [is_missing(v) for v in (None, " ", "N/A", "NaN", "\\x00", float("nan"), "None", "NA", "0")]
+    [True, True, True, True, True, True, False, False, False]
+    """
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return isinstance(value, str) and value.strip(" \t\r\n\x00").lower() in MISSING_VALUES
+
+
 # --------------------------------------------------------------------------- JSON Lines
+
+
+def parse_json(text: str, name: str, line: int | str | None = None):
+    """``json.loads``, with a value nested deeper than Python's JSON reader recurses as one line;
+    ``json.JSONDecodeError`` is left to the caller, whose fix depends on the layout.
+    ``line`` is a line number, or a place already worded (``"line 3"``, ``"article 2"``).
+
+    >>> parse_json('{"text": "hi"}', "train.jsonl", 1)
+    {'text': 'hi'}
+    >>> parse_json("[" * 100_000, "train.jsonl", 2)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    bertforge.errors.BertforgeError: train.jsonl: line 2: the JSON is nested too deeply to read ...
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        what = "the JSON is nested too deeply to read (more than about 1,000 levels of [ and {)"
+        fix = "write labels as strings or flat lists"
+        if isinstance(line, str):
+            fail(name, None, f"{line}: {what}", fix)
+        fail(name, line, what, fix)
 
 
 def looks_like_jsonl(text: str, suffix: str) -> bool:
@@ -161,7 +203,7 @@ def parse_jsonl(name: str, text: str) -> Table:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = parse_json(line, name, number)
         except json.JSONDecodeError as error:
             fix = 'write one JSON object per line, like {"text": "...", "label": "..."}'
             if line.lstrip()[:1] == "[":
@@ -182,21 +224,34 @@ def parse_jsonl(name: str, text: str) -> Table:
 # --------------------------------------------------------------------------- delimited tables
 
 
+@contextmanager
+def _fields_up_to(length: int):
+    """csv's field limit raised to ``length`` for a while: its default (131,072 characters)
+    would refuse long documents, and no field can be longer than the text it comes from."""
+    previous = csv.field_size_limit()
+    csv.field_size_limit(max(previous, min(length + 1, sys.maxsize)))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
 def _read_records(text: str, delimiter: str, quoting: int, name: str, limit: int | None = None) -> list[Row]:
     """csv records with the line each starts and ends on; blank lines are skipped."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
     records, end = [], 0
     try:
-        for fields in reader:
-            start, end = end + 1, reader.line_num
-            if not fields or (len(fields) == 1 and not fields[0].strip()):
-                continue
-            records.append((start, end, fields))
-            if limit is not None and len(records) >= limit:
-                break
+        with _fields_up_to(len(text)):
+            for fields in reader:
+                start, end = end + 1, reader.line_num
+                if not fields or (len(fields) == 1 and not fields[0].strip()):
+                    continue
+                records.append((start, end, fields))
+                if limit is not None and len(records) >= limit:
+                    break
     except csv.Error as error:
         fail(name, end + 1, f"cannot be read as a table ({error})",
-             "look for an unbalanced double quote or a stray NUL byte on or after this line")
+             "look for an unbalanced double quote on or after this line")
     return records
 
 

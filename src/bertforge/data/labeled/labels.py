@@ -16,14 +16,15 @@ labels into the arrays a classifier trains on and class ids back into labels.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import NoReturn
 
 import numpy as np
 
-from bertforge.data.labeled.formats import as_number
-from bertforge.data.labeled.messages import fail, listing, show
+from bertforge.data.labeled.formats import as_number, is_missing
+from bertforge.data.labeled.messages import fail, listing, places, show
 from bertforge.data.labeled.read import LabeledData
 from bertforge.errors import BertforgeError
 
@@ -58,6 +59,7 @@ def detect_task(labels, label_separator: str | None = None, multi_columns: bool 
     >>> detect_task(["sport|news", "news"], label_separator="|")
     'multi_label'
     """
+    _check_separator(label_separator)
     if isinstance(labels, LabeledData):
         multi_columns = multi_columns or labels.label_names is not None
         labels = labels.labels or []
@@ -99,6 +101,10 @@ class _Labels:
     def where(self, row: int) -> str:
         return f"{self.unit} {self.lines[row]}" if self.lines is not None else f"item {row}"
 
+    def places(self, rows: list[int]) -> str:
+        """Where these rows are: ``lines 4 and 9`` (``items 3 and 8`` for a plain list)."""
+        return places(self.unit, [self.lines[row] for row in rows]) if self.lines is not None else places("item", rows)
+
     def fail(self, row: int | None, what: str, fix: str) -> NoReturn:
         if row is not None and self.lines is None:
             fail(self.name, None, f"item {row}: {what}", fix)
@@ -124,13 +130,42 @@ def sorted_classes(classes) -> list[str]:
     return sorted(classes)
 
 
+def _check_separator(separator) -> None:
+    if separator is not None and (not isinstance(separator, str) or not separator):
+        raise BertforgeError(f"label_separator={separator!r} splits nothing; pass one or more characters, like '|'")
+
+
+def _spells_infinity(label) -> bool:
+    """A label that reads as a number but not a finite one (``inf``, ``-Infinity``)."""
+    if _is_multi(label) or label is None or isinstance(label, bool):
+        return False
+    try:
+        return not math.isfinite(float(str(label).strip()))
+    except ValueError:
+        return False
+
+
 def _regression_target(source: _Labels, row: int) -> float:
     number = as_number(source.values[row])
     if number is None:
         column = f" (column {show(source.column)})" if source.column else ""
-        source.fail(row, f"the label {show(source.values[row])}{column} is not a number",
+        kind = "a finite number" if _spells_infinity(source.values[row]) else "a number"
+        source.fail(row, f"the label {show(source.values[row])}{column} is not {kind}",
                     "a regression task needs a number in every row: fix it, or choose another --label-column")
     return number
+
+
+def _check_numbers_are_finite(source: _Labels) -> None:
+    """Numeric labels with an infinity among them: name those rows, rather than make ``inf`` a
+    class (or call many distinct numbers "texts")."""
+    distinct = {label for label in source.values if not _is_multi(label)}
+    infinite = {label for label in distinct if _spells_infinity(label)}
+    if not infinite or any(as_number(label) is None for label in distinct - infinite):
+        return
+    rows = [row for row, label in enumerate(source.values) if label in infinite]
+    shown = ", ".join(sorted(show(label) for label in infinite)[:5])
+    fail(source.name, None, f"{source.places(rows)}: the label is not a finite number ({shown}), where the other "
+         "labels are numbers", "write a number in those rows, or delete them")
 
 
 def validate_training_labels(labels, task: str | None = None, label_separator: str | None = None) -> str:
@@ -149,14 +184,17 @@ def validate_training_labels(labels, task: str | None = None, label_separator: s
     bertforge.errors.BertforgeError: labels: every row from item 0 to item 1 has the label 'ham'; a classifier needs...
     """
     source = _Labels.of(labels)
+    given = task
     task = task or detect_task(labels if isinstance(labels, LabeledData) else source.values, label_separator,
                                multi_columns=source.label_names is not None)
     _check_task(task)
     if not source.values:
         source.fail(None, "there are no rows", "add training examples")
     for row, label in enumerate(source.values):
-        if label is None:
+        if is_missing(label):
             source.fail(row, "the label is missing", "every training row needs a label: fill it in or delete the row")
+    if task == "classification" and given is None:
+        _check_numbers_are_finite(source)
     if task == "regression":
         targets = {_regression_target(source, row) for row in range(len(source.values))}
         if len(targets) < 2:
@@ -247,6 +285,7 @@ class LabelEncoder:
 
     def __post_init__(self):
         _check_task(self.task)
+        _check_separator(self.label_separator)
         object.__setattr__(self, "classes", tuple(self.classes))
 
     @classmethod

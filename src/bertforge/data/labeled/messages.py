@@ -50,3 +50,19 @@ def listing(names: Sequence[str], limit: int = 10) -> str:
     """
     shown = ", ".join(" ".join(str(name).split()) for name in names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def places(unit: str, numbers: Sequence[int], limit: int = 5) -> str:
+    """Where several rows are, for a message: ``line 4``, ``lines 4, 9 and 12``, and past ``limit``
+    a count of the rest.
+
+    >>> places("line", [4]), places("row", [1, 3]), places("line", range(2, 10), limit=3)
+    ('line 4', 'rows 1 and 3', 'lines 2, 3, 4 and 5 more')
+    """
+    shown = [str(number) for number in list(numbers)[:limit]]
+    total = len(numbers)
+    if total > limit:
+        return f"{unit}s {', '.join(shown)} and {total - limit} more"
+    if len(shown) == 1:
+        return f"{unit} {shown[0]}"
+    return f"{unit}s {', '.join(shown[:-1])} and {shown[-1]}"

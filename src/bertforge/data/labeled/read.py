@@ -16,15 +16,22 @@ text or a missing label fails with one line naming the file and line (or row).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from bertforge.data.labeled.columns import Picks, first_row_is_header, names_a_text_column, pick_columns
+from bertforge.data.labeled.columns import (
+    Picks,
+    columns_note,
+    first_row_is_header,
+    names_a_text_column,
+    pick_columns,
+)
 from bertforge.data.labeled.formats import (
     JSON_SUFFIXES,
     TABLE_SUFFIXES,
     Table,
     delimited_table,
     first_line_is_json_object,
+    is_missing,
     load,
     looks_like_jsonl,
     normalize_delimiter,
@@ -34,7 +41,7 @@ from bertforge.data.labeled.formats import (
     sniff_delimiter,
 )
 from bertforge.data.labeled.in_memory import is_in_memory, rows_table
-from bertforge.data.labeled.messages import show
+from bertforge.data.labeled.messages import fail, places, show
 
 MULTI_HOT_VALUES = {"1": True, "0": False, "1.0": True, "0.0": False,
                     "true": True, "false": False, "yes": True, "no": False}
@@ -50,7 +57,8 @@ class LabeledData:
     is where row ``i`` was, counted in ``unit``: the line in the file where it
     starts (``"line"``), or its 0-based position in rows given in memory
     (``"row"``). ``label_names`` lists the 0/1 label columns of a multi-label
-    file, in file order.
+    file, in file order. ``notes`` are lines worth telling the user about how
+    the source was read (columns guessed, rows skipped); a subset has none.
 
     >>> data = LabeledData(["a", "b", "c"], ["x", "y", "x"], None, [2, 3, 4], "train.csv")
     >>> len(data), data.subset([2, 0]).labels, data.subset([2, 0]).lines
@@ -65,6 +73,7 @@ class LabeledData:
     label_names: list[str] | None = None
     label_column: str | None = None
     unit: str = "line"
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -101,6 +110,9 @@ def _value_label(table: Table, value, line: int):
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
+        if any(isinstance(item, (list, tuple, dict)) for item in value):
+            table.fail(line, "the label is a list that holds lists or objects",
+                       "write a multi-label row as a flat list of strings, like [\"sport\", \"news\"]")
         return tuple(str(item).strip() for item in value)
     if isinstance(value, dict):
         table.fail(line, "the label is a JSON object" if table.cells == "json" else "the label is a dict",
@@ -118,13 +130,24 @@ def _multi_hot_value(table: Table, value, line: int, column: str) -> bool:
     return flag
 
 
-def _label_cell(table: Table, value, column: str, line: int, require_labels: bool):
-    label = value.strip() if isinstance(value, str) else _value_label(table, value, line)
-    if label is None or label == "":
-        if require_labels:
-            table.fail(line, f"the label (column {show(column)}) is missing", "fill it in or delete the row")
+def _label_cell(table: Table, value, line: int):
+    """The label of a one-label row, or None when the cell holds no value (see ``is_missing``)."""
+    if is_missing(value):
         return None
-    return label
+    label = value.strip() if isinstance(value, str) else _value_label(table, value, line)
+    return None if is_missing(label) else label
+
+
+def _missing_labels(table: Table, column: str, lines: list[int], values: list) -> None:
+    """One line naming the rows whose label is missing, and the option that skips them."""
+    markers = sorted({show(value) for value in values if isinstance(value, str) and value.strip()})
+    what = f"the label (column {show(column)}) is missing" + (f" ({', '.join(markers[:5])})" if markers else "")
+    # Named as fine-tuning takes it: evaluating a file has no such option.
+    skip = "pass drop_missing_labels=True" if table.in_memory else "fine-tune with --drop-missing-labels"
+    one = len(lines) == 1
+    fix = (f"fill {'it' if one else 'them'} in or delete {'the row' if one else 'those rows'}, or {skip} to skip "
+           "rows without a label")
+    fail(table.name, None, f"{places(table.unit, lines)}: {what}", fix)
 
 
 def _multi_label_cells(table: Table, row: list, indices: list[int], names: list[str], line: int) -> tuple[str, ...]:
@@ -135,7 +158,8 @@ def _multi_label_cells(table: Table, row: list, indices: list[int], names: list[
     return tuple(column for column, value in zip(names, values) if _multi_hot_value(table, value, line, column))
 
 
-def _build(table: Table, picks: Picks, require_labels: bool, want_labels: bool) -> LabeledData:
+def _build(table: Table, picks: Picks, require_labels: bool, want_labels: bool,
+           drop_missing_labels: bool = False) -> LabeledData:
     """Check every row and collect texts, pairs and labels with their line numbers."""
     columns = table.columns
     multi_names = [columns[index] for index in picks.multi]
@@ -143,7 +167,16 @@ def _build(table: Table, picks: Picks, require_labels: bool, want_labels: bool) 
     texts, lines = [], []
     pairs = [] if picks.pair is not None else None
     labels = [] if has_labels else None
+    missing, missing_values = [], []  # rows without a label, and what their cells held
     for line, _, row in table.rows:
+        label = None
+        if labels is not None and not picks.multi:
+            label = _label_cell(table, row[picks.label], line)
+            if label is None and require_labels:
+                missing.append(line)
+                missing_values.append(row[picks.label])
+                if drop_missing_labels:
+                    continue
         text = _text_cell(table, row[picks.text], line, "text")
         if text is None or not text.strip():
             table.fail(line, f"the text (column {show(columns[picks.text])}) is empty or missing",
@@ -157,10 +190,16 @@ def _build(table: Table, picks: Picks, require_labels: bool, want_labels: bool) 
                            "fill it in or delete the row")
             pairs.append(pair)
         if labels is not None:
-            labels.append(_multi_label_cells(table, row, picks.multi, multi_names, line) if picks.multi
-                          else _label_cell(table, row[picks.label], columns[picks.label], line, require_labels))
+            labels.append(_multi_label_cells(table, row, picks.multi, multi_names, line) if picks.multi else label)
     label_column = None if picks.label is None else columns[picks.label]
-    return LabeledData(texts, labels, pairs, lines, table.name, multi_names or None, label_column, table.unit)
+    notes = [note] if want_labels and (note := columns_note(table, picks)) else []
+    if missing and not drop_missing_labels:
+        _missing_labels(table, label_column, missing, missing_values)
+    if missing:
+        rows = f"{len(missing)} row" + ("" if len(missing) == 1 else "s")
+        notes.append(f"{table.name}: skipped {rows} without a label ({places(table.unit, missing)})")
+    return LabeledData(texts, labels, pairs, lines, table.name, multi_names or None, label_column, table.unit,
+                       notes)
 
 
 # --------------------------------------------------------------------------- reading
@@ -177,7 +216,7 @@ def _parse_table(name: str, text: str, suffix: str, delimiter: str | None, has_h
 
 def read_labeled(path, text_column=None, label_column=None, text_pair_column=None, label_columns=None,
                  delimiter: str | None = None, has_header: bool | None = None,
-                 require_labels: bool = True) -> LabeledData:
+                 require_labels: bool = True, drop_missing_labels: bool = False) -> LabeledData:
     r"""Read a labeled CSV, TSV or JSON Lines file, or labeled rows in memory.
 
     ``path`` is a file path, ``"-"`` for stdin, an open stream, or rows in memory:
@@ -203,6 +242,13 @@ def read_labeled(path, text_column=None, label_column=None, text_pair_column=Non
     sentences, no values repeated in the rows below). With
     ``require_labels=False`` (files to predict on) the label column may be absent
     (``labels`` is then ``None``) and empty labels become ``None``.
+
+    A label is missing when its cell is empty or spells no value: ``n/a``,
+    ``#N/A``, ``nan``, ``null``, ``<NA>`` (any case), NUL bytes only, a JSON
+    ``null`` or a DataFrame's NaN (``None`` and ``NA`` stay labels: both are real
+    class names). Training rows need a label: the error names every such line,
+    unless ``drop_missing_labels`` skips them (with a note in ``notes``). Columns
+    that were guessed rather than given are said in ``notes`` too.
 
     Raises :class:`BertforgeError`, one line naming the file, line and fix, for a
     missing or empty file, bytes that are not UTF-8, a missing column, a row with
@@ -235,7 +281,7 @@ def read_labeled(path, text_column=None, label_column=None, text_pair_column=Non
             table = _parse_table(name, text, suffix, delimiter, has_header, wanted)
     picks = pick_columns(table, text_column, label_column, text_pair_column, label_columns,
                          require_labels, want_labels=True)
-    return _build(table, picks, require_labels, want_labels=True)
+    return _build(table, picks, require_labels, want_labels=True, drop_missing_labels=drop_missing_labels)
 
 
 def read_texts(path_or_stream, text_column=None, text_pair_column=None) -> LabeledData:

@@ -36,6 +36,7 @@ from bertforge.data.labeled.formats import (
     delimited_table,
     load,
     parse_delimited,
+    parse_json,
     parse_jsonl,
     physical_lines,
     sniff_delimiter,
@@ -89,6 +90,8 @@ def looks_like_questions(source) -> bool:
     first = next((line for _, line in physical_lines(head) if line.strip()), "")
     try:
         record = json.loads(first)
+    except RecursionError:
+        return False  # the reader says what is wrong with the file
     except json.JSONDecodeError:
         names = {name.strip().strip('"') for name in first.replace("\t", ",").split(",")}
         return {QUESTION_KEY, CONTEXT_KEY} <= names
@@ -130,7 +133,7 @@ def _squad_document(name: str, text: str, suffix: str) -> dict | None:
     if not text.lstrip().startswith("{"):
         return None
     try:
-        value = json.loads(text)
+        value = parse_json(text, name)
     except json.JSONDecodeError as error:
         if error.msg == "Extra data" or suffix in (".jsonl", ".ndjson"):
             return None  # JSON Lines: one object per line
@@ -214,7 +217,7 @@ def _answers(name: str, place: str, record: dict, context: str) -> list[Answer]:
         raw = record["answers"]
         if isinstance(raw, str):  # a CSV cell holding the JSON list
             try:
-                raw = json.loads(raw)
+                raw = parse_json(raw, name, place)
             except json.JSONDecodeError:
                 _fail(name, place, f"answers {show(raw)} is not JSON", 'write [{"text": ..., "answer_start": N}]')
         if isinstance(raw, dict):  # datasets' {"text": [...], "answer_start": [...]}

@@ -27,7 +27,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import NoReturn
 
-from bertforge.data.labeled.formats import physical_lines
+from bertforge.data.labeled.formats import parse_json, physical_lines
 from bertforge.data.labeled.messages import fail, listing, show
 from bertforge.data.tagged.examples import TaggedData, joined
 from bertforge.data.tagged.schemes import to_tags
@@ -73,7 +73,7 @@ def parse_records(name: str, text: str) -> list[tuple[int, dict]]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = parse_json(line, name, number)
         except json.JSONDecodeError as error:
             fix = f"write one JSON object per line, like {_RECORD_EXAMPLE}"
             if line.lstrip()[:1] == "[":

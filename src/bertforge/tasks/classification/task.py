@@ -56,7 +56,8 @@ class ClassificationTask(Task):
     @classmethod
     def read(cls, source: Any, columns: dict[str, Any]) -> LabeledData:
         # The settings name the columns of every task; a file of texts reads these.
-        names = ("text_column", "label_column", "text_pair_column", "label_columns", "delimiter")
+        names = ("text_column", "label_column", "text_pair_column", "label_columns", "delimiter",
+                 "drop_missing_labels")
         return read_labeled(source, **{name: columns[name] for name in names if name in columns})
 
     @classmethod
