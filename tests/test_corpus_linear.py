@@ -1,7 +1,5 @@
 """Reading a corpus in time that grows with its length, whatever its layout; where documents end."""
 
-from pathlib import Path
-
 import pytest
 
 from bertforge.data import corpus, sentences

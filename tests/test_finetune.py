@@ -66,6 +66,8 @@ def test_finetune_writes_a_complete_model_directory(minilm_dir, tmp_path, questi
     assert result["metrics"]["validation"]["num_examples"] >= 3
     config = json.loads((out / "config.json").read_text())
     assert config["id2label"] == {"0": "HUM", "1": "LOC", "2": "NUM"}
+    # What the service reads to refuse text_pairs sent to a single-text model.
+    assert json.loads((out / "bertforge.json").read_text())["text_pairs"] is False
 
 
 def test_output_opens_in_transformers_with_the_same_predictions(minilm_dir, tmp_path, question_files):
@@ -157,6 +159,7 @@ def test_multi_label_regression_and_pairs(minilm_dir, tmp_path):
         header="sentence1,sentence2,label")
     result = run_finetune(quick(minilm_dir, tmp_path / "p", pairs))
     assert result["task"] == "classification" and result["labels"] == ["different", "same"]
+    assert json.loads((tmp_path / "p" / "model" / "bertforge.json").read_text())["text_pairs"] is True
 
 
 def test_class_weights_balanced_are_inverse_frequencies(minilm_dir, tmp_path):

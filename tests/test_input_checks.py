@@ -3,7 +3,6 @@ deep JSON, and the settings checked before any work."""
 
 from __future__ import annotations
 
-import io
 import math
 
 import pytest

@@ -42,7 +42,7 @@ TEXTS = [
 ]
 # Texts a tokenizer or model might trip over; each must get a proper answer.
 ODD_TEXTS = [
-    "😀🎉🔥", "\u200b\u200b", "a\u0000b\u0007c", "مرحبا بالعالم", "東京は日本の首都です", "e\u0301\u0301\u0301",
+    "😀🎉🔥", "a\u200bb", "a\u0000b\u0007c", "مرحبا بالعالم", "東京は日本の首都です", "e\u0301\u0301\u0301",
     "x" * 100_000, "word " * 20_000, "\U0001F600" * 25_000, "[CLS] [SEP] [MASK] [PAD] [UNK]",
 ]
 SERVER_START_SECONDS = 300  # how long to wait for a server to come up before failing, not a test limit

@@ -99,18 +99,22 @@ def make_readable(path: str | os.PathLike) -> Path:
     >>> target = Path(tempfile.mkdtemp()) / "weights"
     >>> _ = target.write_bytes(b"")
     >>> target.chmod(0o600)
-    >>> stat.S_IMODE(make_readable(target).stat().st_mode) == 0o666 & ~_umask()
+    >>> stat.S_IMODE(make_readable(target).stat().st_mode) == 0o666 & ~_UMASK
     True
     """
     path = Path(path)
-    path.chmod(0o666 & ~_umask())
+    path.chmod(0o666 & ~_UMASK)
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0)  # the only way to read it is to set it
+def _read_umask() -> int:
+    # The only way to read it is to set it: done once, at import, before any thread writes files.
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+_UMASK = _read_umask()
 
 
 def unreadable_reason(error: BaseException) -> str:

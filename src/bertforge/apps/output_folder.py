@@ -25,6 +25,7 @@ from typing import Iterator
 
 from bertforge.errors import BertforgeError
 from bertforge.files import TEMPORARY_PATTERN, replacing_folder
+from bertforge.training import distributed
 
 # What a run writes into --out while it trains (training/loop.py and the jobs' best weights).
 RUN_FILES = ("checkpoint.pt", "log.jsonl", "best-model.safetensors")
@@ -76,8 +77,9 @@ class OutputFolder:
     # -- claiming -------------------------------------------------------------------
 
     def __enter__(self) -> "OutputFolder":
-        self.work = self._work_folder()
         if not self.main_process:
+            distributed.barrier()  # process 0 claims and cleans first: then all find the same work folder
+            self.work = self._work_folder()
             return self
         if self.out.exists() and not self.out.is_dir():
             raise BertforgeError(f"{self.out}: exists and is not a folder; pass a folder path for --out")
@@ -93,6 +95,7 @@ class OutputFolder:
             self._lock.release()
             raise
         self.work.mkdir(parents=True, exist_ok=True)
+        distributed.barrier()
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -190,7 +193,11 @@ def report_folder(out: str | os.PathLike, model: str | os.PathLike, overwrite: b
 
 
 def check_report_folder(out: str | os.PathLike, model: str | os.PathLike, overwrite: bool = False) -> None:
-    """The refusals of :func:`report_folder`, to make before the evaluation runs."""
+    """The refusals of :func:`report_folder`, to make before the evaluation runs.
+
+    >>> import tempfile
+    >>> check_report_folder(Path(tempfile.mkdtemp()) / "new-report", "runs/trec")  # a new folder: fine
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BertforgeError(f"{out}: exists and is not a folder; pass a folder path for --out")
@@ -222,7 +229,11 @@ def kept_run_files(work: str | os.PathLike, keep_checkpoint: bool) -> tuple[str,
 
 
 def glob_escape(name: str) -> str:
-    """``name`` with glob's special characters taken literally."""
+    """``name`` with glob's special characters taken literally.
+
+    >>> glob_escape("run[1]*")
+    'run[[]1][*]'
+    """
     return re.sub(r"([*?\[])", r"[\1]", name)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from bertforge.cli.options import add_answers, add_columns, add_inference, add_tag_column, add_unknown_labels, long_text
 

@@ -34,7 +34,7 @@ import numpy as np
 from bertforge.errors import BertforgeError
 from bertforge.data.corpus import corpus_files, read_documents
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: headings end documents, lone CRs end lines, paragraph-per-line files
 SHARD_TOKENS = 1 << 25  # ~32M tokens (64 MB as uint16) per shard: many shards for ranks to share
 TOKENIZE_SENTENCES = 16384  # sentences sent to the tokenizer at once (it runs them in parallel)
 
@@ -107,9 +107,8 @@ def shard_key(files: Sequence[Path], tokenizer, text_format: str, split_clauses:
               doc_per_line: bool = False) -> str:
     """A hash naming what the shards hold: the same inputs give the same key."""
     digest = hashlib.sha256()
-    options = {"format": FORMAT_VERSION, "text_format": text_format, "split_clauses": split_clauses}
-    if doc_per_line:  # only when set, so shards made before the option are found again
-        options["doc_per_line"] = True
+    options = {"format": FORMAT_VERSION, "text_format": text_format, "split_clauses": split_clauses,
+               "doc_per_line": doc_per_line}
     digest.update(json.dumps(options).encode())
     for file in files:
         stat = file.stat()

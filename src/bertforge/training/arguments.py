@@ -95,7 +95,9 @@ def check_number(flag: str, value: Any, low: float | None = None, high: float | 
     if value is None and optional:
         return
     kind = numbers.Integral if whole else numbers.Real
-    if (isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+    # Whole numbers are always finite (and math.isfinite overflows on the huge ones).
+    if (isinstance(value, kind) and not isinstance(value, bool)
+            and (isinstance(value, numbers.Integral) or math.isfinite(value))
             and (low is None or value > low or (value == low and not low_open))
             and (high is None or value < high or (value == high and not high_open))):
         return
@@ -116,10 +118,11 @@ def describe_range(low: float | None, high: float | None, *, low_open: bool = Fa
     if low == 0 and low_open and high is None and not whole:
         return "positive (a finite number above 0)"
     noun = "a whole number" if whole else "a number" if high is not None else "a finite number"
+    shown = (lambda end: f"{end:,}" if isinstance(end, int) else f"{end:g}")  # 4,294,967,295, not 4.29e+09
     if low is not None and high is not None and not (low_open or high_open):
-        return f"{noun} from {low:g} to {high:g}"
-    lower = None if low is None else f"above {low:g}" if low_open else f"of at least {low:g}"
-    upper = None if high is None else f"below {high:g}" if high_open else f"of at most {high:g}"
+        return f"{noun} from {shown(low)} to {shown(high)}"
+    lower = None if low is None else f"above {shown(low)}" if low_open else f"of at least {shown(low)}"
+    upper = None if high is None else f"below {shown(high)}" if high_open else f"of at most {shown(high)}"
     if lower and upper:
         return f"{noun} {lower} and {upper.removeprefix('of ')}"
     return f"{noun} {lower or upper}" if lower or upper else noun

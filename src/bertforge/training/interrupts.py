@@ -19,7 +19,11 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class TrainingInterrupted(BertforgeError):
     """The run stopped on a signal after saving its checkpoint; ``exit_code`` is the shell's
-    code for that signal (130 for Ctrl+C, 143 for SIGTERM)."""
+    code for that signal (130 for Ctrl+C, 143 for SIGTERM).
+
+    >>> TrainingInterrupted("stopped at step 7", signal.SIGTERM).exit_code
+    143
+    """
 
     def __init__(self, message: str, signal_number: int):
         super().__init__(message)

@@ -20,6 +20,7 @@ import json
 import math
 import random
 import signal
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -355,6 +356,9 @@ class TrainingLoop:
             bar.close()
             return self.state
         bar.close()
+        if signals.received is not None and self.is_main:
+            print(f"{signal.Signals(signals.received).name} came during the last step: the run finishes",
+                  file=sys.stderr)
         self.state.finished = True
         self.state.stop_reason = stop or "epochs"
         self._save_checkpoint_once()
@@ -467,6 +471,7 @@ def first_difference(saved: Any, current: Any, where: str = "") -> str | None:
             # The training settings are what users change; they read best without the prefix.
             inner = f"{where}.{key}" if where and where != "settings" else ("" if key == "settings" and not where else key)
             if key not in saved or key not in current:
+                inner = inner or key
                 return (f"{inner} was {_said(saved[key]) if key in saved else 'absent'}, "
                         f"now {_said(current[key]) if key in current else 'absent'}")
             found = first_difference(saved[key], current[key], inner)

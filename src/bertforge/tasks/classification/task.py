@@ -38,9 +38,10 @@ class ClassificationTask(Task):
     kinds = KINDS
     architectures = ("ForSequenceClassification",)
 
-    def __init__(self, encoder: LabelEncoder, threshold: float = 0.5):
+    def __init__(self, encoder: LabelEncoder, threshold: float = 0.5, text_pairs: bool | None = None):
         self.encoder = encoder
         self.threshold = threshold  # multi-label: a label is predicted above this probability
+        self.text_pairs = text_pairs  # trained on text pairs; None: not known (a model from elsewhere)
 
     @property
     def labels(self) -> list[str]:
@@ -68,7 +69,8 @@ class ClassificationTask(Task):
     @classmethod
     def fit(cls, train: Any, kind: str | None = None, label_separator: str | None = None,
             **options: Any) -> "ClassificationTask":
-        return cls(LabelEncoder.fit(train, task=kind, label_separator=label_separator))
+        return cls(LabelEncoder.fit(train, task=kind, label_separator=label_separator),
+                   text_pairs=getattr(train, "text_pairs", None) is not None)
 
     @classmethod
     def saved_in(cls, metadata: dict[str, Any], config: dict[str, Any]) -> bool:
@@ -85,7 +87,9 @@ class ClassificationTask(Task):
                            list(range(1, len(texts) + 1)), "<texts>")
 
     def metadata(self) -> dict[str, Any]:
-        return {"task": self.encoder.task, "label_encoder": self.encoder.to_dict()}
+        # text_pairs lets the service refuse pairs sent to a model that never read any.
+        pairs = {} if self.text_pairs is None else {"text_pairs": self.text_pairs}
+        return {"task": self.encoder.task, "label_encoder": self.encoder.to_dict(), **pairs}
 
     def hold_out(self, examples: LabeledData, fraction: float, seed: int) -> tuple[LabeledData, LabeledData]:
         keep, held_out = stratified_split(examples.labels, fraction, seed=seed, task=self.kind)
