@@ -159,11 +159,19 @@ class BodyLimit:
                 pass
             gone.set()
 
-        app = asyncio.ensure_future(self.app(scope, replayed, send))
+        answered = False
+
+        async def sending(message) -> None:
+            nonlocal answered
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = True  # the server reports a disconnect once the answer is out: not a hang-up
+
+        app = asyncio.ensure_future(self.app(scope, replayed, sending))
         watcher = asyncio.ensure_future(watch())
         try:
             await asyncio.wait({app, watcher}, return_when=asyncio.FIRST_COMPLETED)
-            if gone.is_set() and not app.done():
+            if gone.is_set() and not app.done() and not answered:
                 app.cancel()  # nobody will read the answer: stop its work, queued texts included
                 self.abandoned += 1
             try:
