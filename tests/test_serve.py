@@ -7,13 +7,8 @@ cut to 32 tokens) and the plain MiniLM encoder. They are stopped with SIGINT at 
 
 import asyncio
 import json
-import os
 import random
-import re
-import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,6 +22,7 @@ httpx = pytest.importorskip("httpx", reason="install the test extra: pip install
 from bertforge.apps.predictor import Classifier  # noqa: E402
 from bertforge.apps.embedding import Embedder  # noqa: E402
 from bertforge.serving.batcher import MicroBatcher  # noqa: E402
+from serving_helpers import Server, ThreadServer  # noqa: E402
 
 MAX_TEXTS = 8
 MAX_TEXT_BYTES = 120_000
@@ -45,7 +41,6 @@ ODD_TEXTS = [
     "😀🎉🔥", "a\u200bb", "a\u0000b\u0007c", "مرحبا بالعالم", "東京は日本の首都です", "e\u0301\u0301\u0301",
     "x" * 100_000, "word " * 20_000, "\U0001F600" * 25_000, "[CLS] [SEP] [MASK] [PAD] [UNK]",
 ]
-SERVER_START_SECONDS = 300  # how long to wait for a server to come up before failing, not a test limit
 
 
 def make_classifier(directory: Path, minilm_dir: Path) -> Path:
@@ -65,78 +60,9 @@ def make_classifier(directory: Path, minilm_dir: Path) -> Path:
     return directory
 
 
-class Server:
-    """A `bertforge serve` subprocess; its stderr goes to a file that is read for its address."""
-
-    def __init__(self, model: Path, log: Path, *options: str):
-        self.log = log
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        with open(log, "wb") as handle:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bertforge", "serve", "--model", str(model), "--port", "0",
-                 "--no-access-log", *options],
-                stdout=handle, stderr=subprocess.STDOUT, env=env)
-        self.url = None
-
-    def wait_ready(self) -> str:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited with {self.process.returncode}: {self.log.read_text()}")
-            found = re.search(r"serving \S+ on (http://\S+) ", self.log.read_text(errors="replace"))
-            if found:
-                try:
-                    if httpx.get(found.group(1) + "/health", timeout=30).status_code == 200:
-                        self.url = found.group(1)
-                        return self.url
-                except httpx.TransportError:
-                    pass
-            time.sleep(0.2)
-        raise AssertionError(f"the server did not come up: {self.log.read_text()}")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # what Ctrl+C sends: a graceful shutdown
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
 @pytest.fixture(scope="module")
 def classifier_dir(tmp_path_factory, minilm_dir) -> Path:
     return make_classifier(tmp_path_factory.mktemp("serve") / "classifier", minilm_dir)
-
-
-class ThreadServer:
-    """The same application run by uvicorn in a thread of this process: no second start-up of Python."""
-
-    def __init__(self, service):
-        import uvicorn
-
-        from bertforge.serving.app import bind_socket, create_app
-
-        self.socket = bind_socket("127.0.0.1", 0)
-        config = uvicorn.Config(create_app(service), lifespan="on", access_log=False, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-
-    def wait_ready(self) -> str:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the server thread did not start"
-            time.sleep(0.05)
-        return self.url
-
-    def stop(self) -> int:
-        self.server.should_exit = True
-        self.thread.join(60)
-        self.socket.close()
-        return 1 if self.thread.is_alive() else 0
 
 
 @pytest.fixture(scope="module")

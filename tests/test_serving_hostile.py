@@ -8,14 +8,9 @@ a deliberately slowed model run the same application in a thread of this process
 
 import asyncio
 import json
-import os
 import random
 import re
-import resource
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,6 +25,7 @@ httpx = pytest.importorskip("httpx", reason="install the test extra: pip install
 from bertforge.text.long_text import LongText, encode_windows  # noqa: E402
 from bertforge.text.tokenizer import Tokenizer  # noqa: E402
 from bertforge.text.window_cut import window_texts  # noqa: E402
+from serving_helpers import Server, ThreadServer  # noqa: E402
 
 MAX_LENGTH = 32
 HEADER_TIMEOUT = 2.0
@@ -38,7 +34,6 @@ MAX_HEADER_BYTES = 4096
 REQUEST_TOKENS = 200
 DESCRIPTORS = 48  # the server's soft RLIMIT_NOFILE: about 9 are open once it is up
 SLOW_SOCKETS = 45
-SERVER_START_SECONDS = 300  # how long to wait for a server to come up before failing, not a test limit
 WORDS = ["caldera", "volcanic", "unbelievably", "Raven", "photosynthesis", "don't", "e\u0301te\u0301", "東京",
          "antidisestablishmentarianism", "[MASK]", "x" * 130, "...", "a-b", "Ünïcödé", "😀"]
 
@@ -71,59 +66,12 @@ def classifier_dir(tmp_path_factory, minilm_dir) -> Path:
     return make_classifier(tmp_path_factory.mktemp("hostile") / "classifier", minilm_dir)
 
 
-class Server:
-    """A `bertforge serve` subprocess with few file descriptors; its log is read for its address."""
-
-    def __init__(self, model: Path, log: Path, *options: str):
-        self.log = log
-
-        def few_descriptors():
-            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (DESCRIPTORS, hard))
-
-        with open(log, "wb") as handle:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "bertforge", "serve", "--model", str(model), "--port", "0", "--no-access-log",
-                 *options], stdout=handle, stderr=subprocess.STDOUT, preexec_fn=few_descriptors,
-                env={**os.environ, "OMP_NUM_THREADS": "1"})
-        self.url = self.port = None
-
-    def wait_ready(self) -> str:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited with {self.process.returncode}: {self.log.read_text()}")
-            found = re.search(r"serving \S+ on (http://\S+) ", self.log.read_text(errors="replace"))
-            if found:
-                try:
-                    if httpx.get(found.group(1) + "/health", timeout=30).status_code == 200:
-                        self.url = found.group(1)
-                        self.port = int(self.url.rsplit(":", 1)[1])
-                        return self.url
-                except httpx.TransportError:
-                    pass
-            time.sleep(0.2)
-        raise AssertionError(f"the server did not come up: {self.log.read_text()}")
-
-    def log_lines(self) -> list[str]:
-        return self.log.read_text(errors="replace").splitlines()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-
 @pytest.fixture(scope="module")
 def server(classifier_dir, tmp_path_factory):
     started = Server(classifier_dir, tmp_path_factory.mktemp("hostile-logs") / "server.log",
                      "--header-timeout", str(HEADER_TIMEOUT), "--body-timeout", str(BODY_TIMEOUT),
-                     "--max-header-bytes", str(MAX_HEADER_BYTES), "--max-request-tokens", str(REQUEST_TOKENS))
+                     "--max-header-bytes", str(MAX_HEADER_BYTES), "--max-request-tokens", str(REQUEST_TOKENS),
+                     descriptors=DESCRIPTORS)
     try:
         started.wait_ready()
         yield started
@@ -372,39 +320,15 @@ class CountingBackend:
         return getattr(self._backend, name)
 
 
-class ThreadServer:
-    """The application under uvicorn, with the server's guards, in a thread of this process."""
-
-    def __init__(self, service):
-        import uvicorn
-
-        from bertforge.serving.app import bind_socket, create_app, server_config
-
-        self.socket = bind_socket("127.0.0.1", 0)
-        self.app_config = server_config(create_app(service), lifespan="on", access_log=False, log_level="warning")
-        self.server = uvicorn.Server(self.app_config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
-        self.thread.start()
-        self.port = self.socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the server thread did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(60)
-        self.socket.close()
-
-
 def serve_in_thread(classifier_dir, cost_delay=1e-4, **limits):
     from bertforge.serving.limits import Limits
     from bertforge.serving.service import ModelService
 
     service = ModelService.load(classifier_dir, device="cpu", limits=Limits(**limits), batch_wait_ms=0,
                                 cost_delay=cost_delay)
-    return service, ThreadServer(service)
+    server = ThreadServer(service)
+    server.wait_ready()
+    return service, server
 
 
 def test_a_long_text_is_not_tokenized_whole(classifier_dir):

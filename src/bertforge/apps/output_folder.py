@@ -16,6 +16,7 @@ leaves it taken) refuses a second run into the same folder at the same time.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
@@ -148,7 +149,7 @@ class OutputFolder:
                     if TEMPORARY_PATTERN.fullmatch(path.name) or (starts_over and is_run_file(path.name)
                                                                   and folder == self.work):
                         path.unlink(missing_ok=True)
-        for leftover in self.out.parent.glob(f".{glob_escape(self.out.name)}.partial-*"):
+        for leftover in self.out.parent.glob(f".{glob.escape(self.out.name)}.partial-*"):
             shutil.rmtree(leftover, ignore_errors=True)
 
     # -- publishing -----------------------------------------------------------------
@@ -228,15 +229,6 @@ def kept_run_files(work: str | os.PathLike, keep_checkpoint: bool) -> tuple[str,
     return tuple(names)
 
 
-def glob_escape(name: str) -> str:
-    """``name`` with glob's special characters taken literally.
-
-    >>> glob_escape("run[1]*")
-    'run[[]1][*]'
-    """
-    return re.sub(r"([*?\[])", r"[\1]", name)
-
-
 def _link_or_copy(source: Path, target: Path) -> None:
     try:
         os.link(source, target)  # the same file system: no copy of a checkpoint's gigabytes
@@ -248,7 +240,7 @@ def _recover_interrupted_swap(out: Path) -> None:
     """A kill between moving the old folder aside and renaming the new one in (see
     ``replacing_folder``) leaves no ``out`` and one ``.out.old-*``: put the old one back.
     With ``out`` in place, the old ones are leftovers to remove."""
-    earlier = sorted(out.parent.glob(f".{glob_escape(out.name)}.old-*"), key=lambda p: p.stat().st_mtime)
+    earlier = sorted(out.parent.glob(f".{glob.escape(out.name)}.old-*"), key=lambda p: p.stat().st_mtime)
     if not out.exists() and earlier:
         earlier.pop().rename(out)
     for leftover in earlier:
