@@ -8,24 +8,8 @@ import math
 import pytest
 
 from bertforge.data.labeled import LabelEncoder, detect_task, read_labeled, validate_training_labels
-from bertforge.errors import BertforgeError, UsageError
-
-
-def write(tmp_path, name: str, content: str | bytes):
-    path = tmp_path / name
-    if isinstance(content, str):
-        path.write_text(content, encoding="utf-8", newline="")
-    else:
-        path.write_bytes(content)
-    return path
-
-
-def error_of(call, *args, **kwargs) -> str:
-    with pytest.raises(BertforgeError) as caught:
-        call(*args, **kwargs)
-    message = str(caught.value)
-    assert "\n" not in message and "\r" not in message, message
-    return message
+from bertforge.errors import UsageError
+from file_helpers import error_of, write
 
 
 # ---------------------------------------------------------------- long texts in CSV

@@ -18,28 +18,11 @@ from bertforge.data.labeled import (
     validate_training_labels,
 )
 from bertforge.errors import BertforgeError
+from file_helpers import error_of, write
 
 # The real data sets live beside the checkout, never inside it (see shared/data/README.md).
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TREC_CLASSES = ("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM")
-
-
-def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
-    path = tmp_path / name
-    if isinstance(content, str):
-        path.write_text(content, encoding="utf-8", newline="")
-    else:
-        path.write_bytes(content)
-    return path
-
-
-def error_of(call, *args, **kwargs) -> str:
-    """The message of the BertforgeError that ``call`` raises, checked to be one line."""
-    with pytest.raises(BertforgeError) as caught:
-        call(*args, **kwargs)
-    message = str(caught.value)
-    assert "\n" not in message and "\r" not in message, message
-    return message
 
 
 def assert_names(message: str, path: Path, line: int | None = None) -> None:
