@@ -223,6 +223,16 @@ def test_cli_bad_usage_and_missing_file(capsys, tmp_path):
     assert error.startswith("bertforge: error:") and "nope.csv" in error
 
 
+def test_finetune_under_torchrun_is_refused_before_it_claims_the_folder(minilm_dir, tmp_path, question_files,
+                                                                         capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # what torchrun sets in each of its processes
+    train, _ = question_files
+    code = main(["finetune", "--train", str(train), "--model", str(minilm_dir), "--out", str(tmp_path / "out")])
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(error) == 1 and "finetune runs in one process" in error[0]
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_vocab_larger_than_the_model_is_one_clear_error(minilm_dir, tmp_path, question_files):
     from bertforge.errors import BertforgeError
 

@@ -37,6 +37,7 @@ from bertforge.tasks.base import Split
 from bertforge.text.tokenizer import Tokenizer
 from bertforge.training.arguments import (TrainingArguments, check_number, check_options, settings_record,
                                          take_loop_options)
+from bertforge.training import distributed
 from bertforge.training.frozen_cache import FrozenCache
 from bertforge.training.loop import TrainingLoop, set_seed
 
@@ -261,6 +262,9 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
     >>> sorted(result["labels"]), (folder / "model" / "model.safetensors").is_file()
     (['DESC', 'HUM'], True)
     """
+    if distributed.launched_by_torchrun():  # N copies of one job would race each other for --out
+        raise UsageError(f"finetune runs in one process, and torchrun started {os.environ.get('WORLD_SIZE')}; "
+                         "run it without torchrun (pretrain is the data-parallel job)")
     # Claimed before any work: a refused --out costs the user nothing.
     with OutputFolder(settings.out, resume=settings.resume, overwrite=settings.overwrite,
                       source=settings.model) as folder:

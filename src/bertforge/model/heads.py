@@ -80,7 +80,9 @@ class PreTrainingOutput:
 
     ``prediction_logits`` covers every position when no masked-LM labels are given;
     with labels it covers only the labelled positions (``masked_positions``, flat in
-    ``batch * length``), and ``sequence_output`` is not computed.
+    ``batch * length``), and ``sequence_output`` is not computed. ``loss_terms``: each
+    part of ``loss`` as ``(mean, count)``, the number of items it is the mean of, so a
+    data-parallel loop can weigh every masked token of the global batch alike.
     """
 
     loss: torch.Tensor | None = None
@@ -91,6 +93,7 @@ class PreTrainingOutput:
     masked_positions: torch.Tensor | None = None
     sequence_output: torch.Tensor | None = None
     pooled_output: torch.Tensor | None = None
+    loss_terms: tuple[tuple[torch.Tensor, int], ...] | None = None
 
 
 @dataclass
@@ -103,6 +106,7 @@ class MaskedLMOutput:
     mlm_loss: torch.Tensor | None = None
     masked_positions: torch.Tensor | None = None
     sequence_output: torch.Tensor | None = None
+    loss_terms: tuple[tuple[torch.Tensor, int], ...] | None = None
 
 
 @dataclass
@@ -136,6 +140,7 @@ class _MaskedLMPass(NamedTuple):
 
     prediction_logits: torch.Tensor
     mlm_loss: torch.Tensor | None
+    mlm_count: int  # the labelled tokens mlm_loss is the mean over
     masked_positions: torch.Tensor | None
     first_tokens: torch.Tensor | None  # each row's [CLS] state, for a pair head's pooler
     sequence_output: torch.Tensor | None
@@ -176,7 +181,7 @@ class _PretrainingBase(PreTrainedBert):
             tokens = self.bert.encoder(tokens, layout)
             first = tokens.index_select(0, layout.first_tokens().to(tokens.device)) if self.pair_head else None
             sequence_output = layout.pad(tokens)
-            return _MaskedLMPass(self.cls.predictions(sequence_output), None, None, first, sequence_output)
+            return _MaskedLMPass(self.cls.predictions(sequence_output), None, 0, None, first, sequence_output)
         labels = layout.unpad(as_ids(masked_lm_labels).to(tokens.device))
         selection = prediction_tokens
         if selection is not None and self.pair_head and selection.firsts is None:
@@ -189,7 +194,7 @@ class _PretrainingBase(PreTrainedBert):
         logits, loss = _masked_lm_loss(self.cls.predictions, selected.index_select(0, selection.labelled),
                                        labels.index_select(0, positions))
         first = selected.index_select(0, selection.firsts) if self.pair_head else None
-        return _MaskedLMPass(logits, loss, layout.padded_positions(positions), first, None)
+        return _MaskedLMPass(logits, loss, positions.numel(), layout.padded_positions(positions), first, None)
 
 
 class BertForPreTraining(_PretrainingBase):
@@ -231,12 +236,13 @@ class BertForPreTraining(_PretrainingBase):
         pair_loss = None
         if next_sentence_label is not None:
             pair_loss = F.cross_entropy(pair_logits.float(), as_ids(next_sentence_label).reshape(-1))
-        losses = [loss for loss in (masked.mlm_loss, pair_loss) if loss is not None]
+        terms = tuple(term for term in ((masked.mlm_loss, masked.mlm_count), (pair_loss, len(pair_logits)))
+                      if term[0] is not None)
         return PreTrainingOutput(
-            loss=sum(losses) if losses else None, prediction_logits=masked.prediction_logits,
+            loss=sum(mean for mean, _ in terms) if terms else None, prediction_logits=masked.prediction_logits,
             seq_relationship_logits=pair_logits, mlm_loss=masked.mlm_loss, pair_loss=pair_loss,
             masked_positions=masked.masked_positions, sequence_output=masked.sequence_output,
-            pooled_output=pooled,
+            pooled_output=pooled, loss_terms=terms or None,
         )
 
 
@@ -267,9 +273,10 @@ class BertForMaskedLM(_PretrainingBase):
         masked = self._masked_lm(
             input_ids, _either(input_mask, attention_mask), _either(segment_ids, token_type_ids),
             _either(masked_lm_labels, labels), masked_lm_positions, prediction_tokens, unpadding)
+        terms = None if masked.mlm_loss is None else ((masked.mlm_loss, masked.mlm_count),)
         return MaskedLMOutput(loss=masked.mlm_loss, prediction_logits=masked.prediction_logits,
                               mlm_loss=masked.mlm_loss, masked_positions=masked.masked_positions,
-                              sequence_output=masked.sequence_output)
+                              sequence_output=masked.sequence_output, loss_terms=terms)
 
 
 class BertForSequenceClassification(PreTrainedBert):

@@ -100,6 +100,15 @@ def sum_over_processes(values: list[float]) -> list[float]:
     return tensor.tolist()
 
 
+def sum_counts_over_processes(counts: list, device: torch.device) -> torch.Tensor:
+    """The counts (ints, or 0-d tensors on ``device``) summed over all processes, as one
+    float tensor on ``device``; no host sync on a GPU, so it can sit between forward and backward."""
+    tensor = torch.stack([torch.as_tensor(count, dtype=torch.float32, device=device) for count in counts])
+    if active():
+        dist.all_reduce(tensor)
+    return tensor
+
+
 def agree_on_stop(reason: str | None) -> str | None:
     """Every process stops if any wants to (each has its own clock), with one reason."""
     if not active():

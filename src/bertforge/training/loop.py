@@ -10,7 +10,9 @@ Under ``torchrun`` (``torch.distributed`` initialised by the job) the model is
 wrapped in DistributedDataParallel: each process runs its own share of every
 batch, gradients are averaged, and process 0 alone evaluates, logs and writes
 checkpoints; decisions to stop are taken together so all processes stop at the
-same step.
+same step. An output that also says how many items each part of its loss is the
+mean of (``loss_terms``: ``(mean, count)`` pairs) is weighed by the counts of all
+processes, so the run is the one a single process would make of the whole batch.
 """
 
 from __future__ import annotations
@@ -383,8 +385,9 @@ class TrainingLoop:
                 # Gradients are averaged across processes only on the batch that updates.
                 with nullcontext() if updates or self.world_size == 1 else self.runner.no_sync():
                     with self._autocast():
-                        loss = self.runner(**batch).loss
-                    (loss / accumulation).backward()
+                        loss = self._share_of_batch_loss(self.runner(**batch))
+                    # DDP averages the processes' gradients: times the process count, they add up.
+                    (loss * self.world_size / accumulation if self.world_size > 1 else loss / accumulation).backward()
                 # Summed on the device: reading it every step would stall a GPU.
                 window.loss = window.loss + loss.detach().float()
                 window.batches += 1
@@ -411,11 +414,28 @@ class TrainingLoop:
             self._log_training(window, bar)
         return stop
 
+    def _share_of_batch_loss(self, output) -> torch.Tensor:
+        """This process's part of the loss of the whole batch: summed over the processes, the loss.
+
+        A loss term that is a mean over this process's items (its masked tokens) becomes
+        their sum over the count of all processes' items: with one process's share of
+        masked tokens smaller than another's, a mean of the two means would weigh its
+        tokens more than one process running the whole batch does. A loss without
+        ``loss_terms`` counts as the same share from each process."""
+        terms = getattr(output, "loss_terms", None)
+        if self.world_size == 1:
+            return output.loss
+        if not terms:
+            return output.loss / self.world_size
+        totals = distributed.sum_counts_over_processes([count for _, count in terms], output.loss.device)
+        # A term no process has items for adds nothing (its empty mean is nan).
+        return sum(torch.where(total > 0, mean.nan_to_num() * (count / total.clamp(min=1)), 0.0)
+                   for (mean, count), total in zip(terms, totals))
+
     def _log_training(self, window: "_Window", bar) -> None:
-        # One collective per log line: the loss of every process, and the tokens of all.
-        loss, batches, tokens = distributed.sum_over_processes(
-            [float(window.loss), window.batches, self.state.tokens])
-        mean_loss = loss / max(1, batches)
+        # One collective per log line: each process's share of the loss, and the tokens of all.
+        loss, tokens = distributed.sum_over_processes([float(window.loss), self.state.tokens])
+        mean_loss = loss / max(1, window.batches)
         seconds = max(self.state.train_seconds, 1e-9)
         self._log({"step": self.state.step, "epoch": self.state.epoch, "train_loss": mean_loss,
                    "learning_rate": self.learning_rate, "tokens": int(tokens),
