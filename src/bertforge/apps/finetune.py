@@ -291,7 +291,8 @@ def _run_finetune(settings: FineTuneSettings, folder: OutputFolder) -> dict[str,
     test_data = read_examples(kind, settings.test, columns, settings.progress) if settings.test is not None else None
 
     if settings.progress:
-        print(f"task: {task.describe()} ({'given' if settings.task else 'detected; --task overrides'})",
+        guess = None if settings.task else task.guess_note()
+        print(guess or f"task: {task.describe()} ({'given' if settings.task else 'detected; --task overrides'})",
               file=sys.stderr)
     model_dir = resolve_model_dir(settings.model)
     config = BertConfig.from_pretrained(model_dir)

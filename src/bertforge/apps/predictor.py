@@ -101,7 +101,8 @@ class Predictor:
 
     def scores(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None,
                batch_size: int | None = None, progress: bool = False) -> np.ndarray:
-        """Raw model outputs (logits, or values for regression), one row per text.
+        """Raw model outputs (logits; for regression the head's standardised values, which
+        :meth:`describe` puts back on the targets' scale), one row per text.
 
         ``batch_size`` defaults to what runs fastest on a CPU: 128 rows for PyTorch
         (it drops the padding), 32 for ONNX Runtime (it computes on the padding)."""

@@ -147,6 +147,12 @@ class Task(ABC):
     def describe(self) -> str:
         """One line for the user, e.g. ``single_label, 6 classes``."""
 
+    def guess_note(self) -> str | None:
+        """The line that says how :meth:`fit` told the kind from the training data when no kind
+        was given, where the guess is worth saying (numbers read as a score, or as classes) and
+        how to override it; None for the plain "detected" line."""
+        return None
+
     # -- examples -> features -----------------------------------------------------------
 
     @classmethod

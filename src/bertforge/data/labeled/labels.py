@@ -33,8 +33,14 @@ TASKS = ("classification", "multi_label", "regression")
 PROBLEM_TYPES = {"classification": "single_label_classification", "multi_label": "multi_label_classification",
                  "regression": "regression"}
 
-# More distinct integer labels than this and the numbers are read as a score, not
-# classes (intent sets such as Banking77 have 77 integer classes).
+# Numeric labels: classes or a score? Up to FEW_INTEGER_CLASSES distinct whole numbers are
+# classes (0/1, 1-5 stars, grades 0-9). More of them stay classes while they read as class
+# ids, counted from 0 or 1 and filling at least half of that range (intent sets such as
+# Banking77 have 77), and up to MAX_INTEGER_CLASSES; otherwise (ages 18-90, years, prices)
+# they are a score. Numbers written with a decimal point or an exponent ("10.0", "1e3") are
+# a score too, unless there are only two (the "0.0"/"1.0" pandas writes for a 0/1 column
+# that had a gap in it).
+FEW_INTEGER_CLASSES = 10
 MAX_INTEGER_CLASSES = 100
 
 
@@ -50,12 +56,16 @@ def detect_task(labels, label_separator: str | None = None, multi_columns: bool 
 
     Multi-label when several label columns were read (``multi_columns``, or
     rows holding tuples), or a separator splits labels; regression when every
-    label is a number and some are not integers or there are more than
-    :data:`MAX_INTEGER_CLASSES` distinct integers; classification otherwise. ``labels`` may be a
-    :class:`LabeledData`.
+    label is a number and the numbers read as a score: some are not whole, or are
+    written as decimals (more than two values), or there are many distinct ones
+    that are not class ids (see :data:`FEW_INTEGER_CLASSES`); classification
+    otherwise. ``labels`` may be a :class:`LabeledData`; :func:`numbers_note` says
+    the reading in words.
 
     >>> detect_task(["pos", "neg"]), detect_task(["0.5", "3"]), detect_task(["1", "2", "1"])
     ('classification', 'regression', 'classification')
+    >>> detect_task(["10.0", "7.0", "3.0"]), detect_task(["0.0", "1.0"]), detect_task(list(map(str, range(18, 90))))
+    ('regression', 'classification', 'regression')
     >>> detect_task(["sport|news", "news"], label_separator="|")
     'multi_label'
     """
@@ -69,13 +79,61 @@ def detect_task(labels, label_separator: str | None = None, multi_columns: bool 
         return "multi_label"
     if any(_is_multi(label) for label in labels):
         return "multi_label"
+    reading = _read_numbers(labels)
+    return reading[0] if reading else "classification"
+
+
+def _read_numbers(labels) -> tuple[str, str] | None:
+    """``(task, what the labels are)`` when every label is a number; None otherwise."""
     # Look at each distinct label once: files have many rows but few labels.
     distinct = {label.item() if isinstance(label, np.generic) else label for label in labels} - {None}
     numbers = {as_number(label) for label in distinct}
-    if distinct and None not in numbers:
-        if any(not number.is_integer() for number in numbers) or len(numbers) > MAX_INTEGER_CLASSES:
-            return "regression"
-    return "classification"
+    if not distinct or None in numbers:
+        return None
+    count = f"{len(numbers)} distinct value" + ("" if len(numbers) == 1 else "s")
+    if any(not number.is_integer() for number in numbers):
+        return "regression", f"numbers with {count}"
+    if len(numbers) > 2 and any(_written_as_decimal(label) for label in distinct):
+        return "regression", f"numbers written as decimals, {count}"
+    if len(numbers) > MAX_INTEGER_CLASSES or (len(numbers) > FEW_INTEGER_CLASSES and not _class_ids(numbers)):
+        return "regression", f"whole numbers with {count}"
+    return "classification", f"whole numbers with {count}"
+
+
+def _written_as_decimal(label) -> bool:
+    """``10.0``, ``1e3`` or a float value: a measurement, where ``10`` may be a class id."""
+    if isinstance(label, (float, np.floating)):
+        return True
+    return isinstance(label, str) and any(mark in label for mark in ".eE")
+
+
+def _class_ids(numbers: set[float]) -> bool:
+    """Whole numbers counted from 0 or 1 that fill at least half of their range (0..76)."""
+    low, high = min(numbers), max(numbers)
+    return low in (0.0, 1.0) and 2 * len(numbers) >= high - low + 1
+
+
+def numbers_note(labels, label_separator: str | None = None, multi_columns: bool = False) -> str | None:
+    """The line that says how numeric labels were read (classes or a score) and how to
+    override it, as the column guess is said; None unless every label is a number.
+
+    >>> numbers_note([f"{10 + i / 4}" for i in range(57)])
+    'label: numbers with 57 distinct values, read as regression (--task classification overrides)'
+    >>> numbers_note(["1", "5", "3", "4", "2"])
+    'label: whole numbers with 5 distinct values, read as classes (--task regression overrides)'
+    >>> numbers_note(["pos", "neg"]) is None
+    True
+    """
+    task = detect_task(labels, label_separator, multi_columns)
+    name = f"{labels.path}: " if isinstance(labels, LabeledData) else ""
+    values = (labels.labels or []) if isinstance(labels, LabeledData) else labels
+    reading = None if task == "multi_label" else _read_numbers(values)
+    if reading is None:
+        return None
+    task, what = reading
+    column = f" {show(labels.label_column)}" if isinstance(labels, LabeledData) and labels.label_column else ""
+    read_as, other = ("regression", "classification") if task == "regression" else ("classes", "regression")
+    return f"{name}label{column}: {what}, read as {read_as} (--task {other} overrides)"
 
 
 @dataclass
@@ -265,7 +323,9 @@ class LabelEncoder:
 
     ``classes`` are sorted (numbers numerically) so ids are the same every run;
     for 0/1 label columns they keep the file's column order. Regression has no
-    classes. ``to_dict``/``from_dict`` store it in a model's ``bertforge.json``;
+    classes but a scale: the mean and standard deviation of the training targets,
+    which :meth:`standardize` takes out for training and :meth:`unstandardize`
+    puts back into the head's outputs. ``to_dict``/``from_dict`` store it in a model's ``bertforge.json``;
     ``id2label``/``label2id``/``num_labels``/``problem_type`` are the fields a
     ``config.json`` wants.
 
@@ -277,16 +337,26 @@ class LabelEncoder:
     >>> tags = LabelEncoder.fit(["a|b", "b"], label_separator="|")
     >>> tags.task, tags.encode(["b|a", "a"]).targets.tolist()
     ('multi_label', [[1.0, 1.0], [1.0, 0.0]])
+    >>> scores = LabelEncoder.fit(["8.0", "10.0", "12.0"])
+    >>> scores.target_mean, round(scores.target_std, 3), [round(float(v), 2) for v in scores.standardize([8.0, 12.0])]
+    (10.0, 1.633, [-1.22, 1.22])
     """
 
     task: str
     classes: tuple[str, ...] = ()
     label_separator: str | None = None
+    # Regression: what standardize() takes out of the targets. The defaults leave values as they
+    # are, which is how a model saved without a scale was trained.
+    target_mean: float = 0.0
+    target_std: float = 1.0
 
     def __post_init__(self):
         _check_task(self.task)
         _check_separator(self.label_separator)
         object.__setattr__(self, "classes", tuple(self.classes))
+        if not (math.isfinite(self.target_mean) and math.isfinite(self.target_std) and self.target_std > 0):
+            raise BertforgeError(f"the target scale (mean {self.target_mean!r}, std {self.target_std!r}) is not a"
+                                 " finite mean and a positive standard deviation; re-save the model with bertforge")
 
     @classmethod
     def fit(cls, labels, task: str | None = None, label_separator: str | None = None) -> "LabelEncoder":
@@ -299,7 +369,7 @@ class LabelEncoder:
         task = validate_training_labels(labels if isinstance(labels, LabeledData) else source.values,
                                         task, label_separator)
         if task == "regression":
-            return cls(task)
+            return cls(task, **_target_scale([_regression_target(source, row) for row in range(len(source.values))]))
         if task == "multi_label":
             if source.label_names is not None:
                 return cls(task, tuple(source.label_names))
@@ -326,6 +396,20 @@ class LabelEncoder:
     def problem_type(self) -> str:
         """The ``transformers`` name of the task, for ``config.json``."""
         return PROBLEM_TYPES[self.task]
+
+    def standardize(self, targets: np.ndarray) -> np.ndarray:
+        """Regression targets on the scale the head learns (mean 0, standard deviation 1 over
+        the training targets); other tasks' targets unchanged."""
+        if self.task != "regression":
+            return targets
+        return ((np.asarray(targets, dtype=np.float64) - self.target_mean) / self.target_std).astype(np.float32)
+
+    def unstandardize(self, outputs: np.ndarray) -> np.ndarray:
+        """The head's regression outputs back on the targets' own scale, in float64 (a mean of
+        1e6 would lose its decimals in float32); other tasks' outputs unchanged."""
+        if self.task != "regression":
+            return outputs
+        return np.asarray(outputs, dtype=np.float64) * self.target_std + self.target_mean
 
     def encode(self, data, unknown: str = "error") -> EncodedLabels:
         """Targets for ``data`` (a :class:`LabeledData` or a list of labels).
@@ -401,14 +485,18 @@ class LabelEncoder:
 
     def to_dict(self) -> dict:
         """JSON-ready fields for ``bertforge.json`` (and ``config.json``: string keys in ``id2label``)."""
+        scale = {"target_mean": self.target_mean, "target_std": self.target_std} if self.task == "regression" else {}
         return {"task": self.task, "classes": list(self.classes), "label_separator": self.label_separator,
                 "num_labels": self.num_labels, "problem_type": self.problem_type,
                 "id2label": {str(index): label for index, label in self.id2label.items()},
-                "label2id": dict(self.label2id)}
+                "label2id": dict(self.label2id), **scale}
 
     @classmethod
     def from_dict(cls, saved: dict) -> "LabelEncoder":
-        """The encoder saved by :meth:`to_dict`; also reads a ``config.json`` (``id2label``, ``problem_type``)."""
+        """The encoder saved by :meth:`to_dict`; also reads a ``config.json`` (``id2label``, ``problem_type``).
+
+        A regression model saved without a target scale (before there was one, or from
+        elsewhere) predicts its outputs as they are."""
         tasks = {problem: task for task, problem in PROBLEM_TYPES.items()}
         task = saved.get("task") or tasks.get(saved.get("problem_type") or "single_label_classification")
         if task is None:
@@ -418,6 +506,29 @@ class LabelEncoder:
         if classes is None and task != "regression":
             id2label = saved.get("id2label") or {}
             classes = [id2label[key] for key in sorted(id2label, key=int)]
-        return cls(task, tuple(classes or ()), saved.get("label_separator"))
+        scale = {}
+        if task == "regression":
+            try:
+                scale = {name: float(saved.get(name, default)) for name, default in (("target_mean", 0.0),
+                                                                                      ("target_std", 1.0))}
+            except (TypeError, ValueError):
+                raise BertforgeError("saved labels have a target_mean or target_std that is not a number;"
+                                     " re-save the model with bertforge") from None
+        return cls(task, tuple(classes or ()), saved.get("label_separator"), **scale)
+
+
+def _target_scale(targets: list[float]) -> dict[str, float]:
+    """The mean and standard deviation of training targets, as :class:`LabelEncoder` keeps them.
+
+    A head starts near 0 with outputs of about unit spread: targets far from that (a mean of
+    10) take it many steps just to reach their level, and its predictions stay near constant.
+    Standardised, targets of every scale train as those near 0 do.
+    """
+    values = np.asarray(targets, dtype=np.float64)
+    mean, std = float(values.mean()), float(values.std())
+    # Targets too far apart for float64 (1e308 and -1e308): train on them as they are.
+    if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+        return {}
+    return {"target_mean": mean, "target_std": std}
 
 

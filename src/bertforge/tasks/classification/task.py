@@ -1,7 +1,9 @@
 """Sentence classification as a task: single-label, multi-label, regression, text pairs.
 
 Labels are learned from the training file alone (:class:`LabelEncoder`) and saved
-with the model; long texts are read as one setting says (``text/long_text.py``), and
+with the model, regression's target scale with them: the head learns standardised
+targets, and every output is put back on the targets' scale before it is decoded or
+scored. Long texts are read as one setting says (``text/long_text.py``), and
 the windows of a text are folded back into one prediction per text.
 
 >>> task = ClassificationTask.fit(["ham", "spam", "ham"])
@@ -19,7 +21,7 @@ import numpy as np
 from scipy.special import expit, softmax
 
 from bertforge.data.labeled import LabelEncoder, LabeledData, read_labeled, read_texts, stratified_split
-from bertforge.data.labeled.labels import PROBLEM_TYPES, TASKS
+from bertforge.data.labeled.labels import PROBLEM_TYPES, TASKS, numbers_note
 from bertforge.errors import BertforgeError
 from bertforge.evaluation.report import format_summary, write_report
 from bertforge.tasks.base import RequestField, Split, Task
@@ -42,6 +44,7 @@ class ClassificationTask(Task):
         self.encoder = encoder
         self.threshold = threshold  # multi-label: a label is predicted above this probability
         self.text_pairs = text_pairs  # trained on text pairs; None: not known (a model from elsewhere)
+        self._guess: str | None = None  # how numeric training labels were read, when no --task said
 
     @property
     def labels(self) -> list[str]:
@@ -69,8 +72,14 @@ class ClassificationTask(Task):
     @classmethod
     def fit(cls, train: Any, kind: str | None = None, label_separator: str | None = None,
             **options: Any) -> "ClassificationTask":
-        return cls(LabelEncoder.fit(train, task=kind, label_separator=label_separator),
+        task = cls(LabelEncoder.fit(train, task=kind, label_separator=label_separator),
                    text_pairs=getattr(train, "text_pairs", None) is not None)
+        if kind is None:
+            task._guess = numbers_note(train, label_separator)
+        return task
+
+    def guess_note(self) -> str | None:
+        return self._guess
 
     @classmethod
     def saved_in(cls, metadata: dict[str, Any], config: dict[str, Any]) -> bool:
@@ -121,8 +130,9 @@ class ClassificationTask(Task):
         if len(examples) == 0:
             raise BertforgeError(f"{examples.path}: no rows left to use; check the file and the label column")
         features = encode_windows(tokenizer, examples.texts, examples.text_pairs, max_length, long_text)
-        if targets is not None:  # every window of a text learns the text's label
-            features = features.with_labels(targets if features.owner is None else targets[features.owner])
+        if targets is not None:  # every window of a text learns the text's label, standardised for regression
+            learned = self.encoder.standardize(targets)
+            features = features.with_labels(learned if features.owner is None else learned[features.owner])
         return Split(name, examples, features, targets, dropped)
 
     def texts(self, examples: LabeledData) -> tuple[list[str], list[str] | None]:
@@ -165,10 +175,12 @@ class ClassificationTask(Task):
         return combine(outputs, features, long_text.aggregate)
 
     def decode(self, outputs: np.ndarray, examples: Any = None) -> list[dict[str, Any]]:
-        """One ``{"label", "probabilities"}`` per text (``label`` alone for regression)."""
+        """One ``{"label", "probabilities"}`` per text (``label`` alone for regression, on the
+        targets' scale)."""
         names = self.labels
         if self.kind == "regression":
-            return [{"label": float(value)} for value in outputs.reshape(len(outputs), -1)[:, 0]]
+            values = self.encoder.unstandardize(outputs.reshape(len(outputs), -1)[:, 0])
+            return [{"label": float(value)} for value in values]
         if self.kind == "multi_label":
             return [{"label": [names[j] for j in np.flatnonzero(row > self.threshold)],
                      "probabilities": {name: round(float(p), 6) for name, p in zip(names, row)}}
@@ -178,7 +190,8 @@ class ClassificationTask(Task):
                 for row in softmax(outputs, axis=-1)]
 
     def metrics(self, targets: np.ndarray, outputs: np.ndarray, examples: Any = None) -> dict[str, Any]:
-        return compute_metrics(self.kind, targets, outputs, self.labels, threshold=self.threshold)
+        return compute_metrics(self.kind, targets, self.encoder.unstandardize(outputs), self.labels,
+                               threshold=self.threshold)
 
     @classmethod
     def metric_for(cls, kind: str) -> tuple[str, bool]:
@@ -237,7 +250,8 @@ class ClassificationTask(Task):
         return ExportableClassifier(model)
 
     def export_agreement(self, expected: np.ndarray, got: np.ndarray) -> float:
-        """Share of texts whose predicted label is the same (within 1e-3 for regression)."""
+        """Share of texts whose predicted label is the same (for regression: outputs within 1e-3,
+        on the standardised scale the head gives, so a thousandth of the targets' spread)."""
         if len(expected) == 0:
             return 1.0
         if self.kind == "regression":
