@@ -127,7 +127,7 @@ def test_every_command_has_help_with_an_example_and_debug(command, capsys):
                                   ["demo", "--time-budget", "soon", "--debug"],
                                   ["demo", "--debug", "--time-budget", "soon"]])
 def test_debug_before_or_after_the_command_shows_the_traceback(argv, capsys):
-    assert cli.main(argv) == 1
+    assert cli.main(argv) == 2  # a time budget that is no duration is bad usage
     err = capsys.readouterr().err
     assert "Traceback (most recent call last)" in err
     assert err.splitlines()[-1] == "bertforge: error: time budget 'soon' is not understood; write e.g. 90s, 20m, " \
@@ -135,7 +135,7 @@ def test_debug_before_or_after_the_command_shows_the_traceback(argv, capsys):
 
 
 def test_an_error_is_one_line_without_debug(capsys):
-    assert cli.main(["demo", "--time-budget", "soon"]) == 1
+    assert cli.main(["demo", "--time-budget", "soon"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         "bertforge: error: time budget 'soon' is not understood; write e.g. 90s, 20m, 1.5h or 1h30m"]
 

@@ -210,22 +210,44 @@ def test_measure_a_tiny_model():
     assert rate > 0 and math.isfinite(rate)
 
 
-def test_measure_from_the_command_line_uses_the_measured_rate(capsys):
-    code, out, err = run(capsys, "estimate", "--preset", "tiny", "--tokens", "1M", "--seq-len", "32",
-                         "--batch-size", "4", "--devices", "2", "--measure", "--measure-steps", "1", "--json")
+TINY_MEASURED = ["estimate", "--preset", "tiny", "--tokens", "1M", "--seq-len", "32", "--measure",
+                 "--measure-steps", "1"]
+
+
+def test_measure_from_the_command_line_uses_the_measured_rate(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # timed on the CPU, whatever the machine
+    code, out, err = run(capsys, *TINY_MEASURED, "--batch-size", "4", "--devices", "2", "--peak-tflops", "2",
+                         "--json")
     assert code == 0, err
     result = json.loads(out)
     rate = result["measured"]["32"]
     assert result["basis"] == "measured" and rate > 0
     assert result["hours"] == pytest.approx(1e6 / (2 * rate) / 3600)  # linear in devices
-    assert result["utilization"] == pytest.approx(rate * result["flops_per_token"] / result["peak_flops"])
+    assert result["utilization"] == pytest.approx(rate * result["flops_per_token"] / 2e12)
     assert "batch 2 x 32 per device" in result["measurement"]  # the global batch of 4, split over 2
 
-    code, out, _ = run(capsys, "estimate", "--preset", "tiny", "--tokens", "1M", "--seq-len", "32",
-                       "--batch-size", "2", "--measure", "--measure-steps", "1")
+    code, out, _ = run(capsys, *TINY_MEASURED, "--batch-size", "2", "--peak-tflops", "2")
     rows = table(out)
     assert rows["measured"].startswith("tokens/s per device: ")
-    assert "implied by the measurement" in rows["utilisation"]
+    assert rows["device"] == "1 x cpu: peak from --peak-tflops, 2 TFLOP/s fp32 dense peak each"
+    assert re.fullmatch(r"\d+\.\d% of the 2 TFLOP/s fp32 dense peak, implied by the measurement", rows["utilisation"])
+
+
+def test_measure_on_a_cpu_prints_no_peak_guess_and_no_utilisation(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, out, err = run(capsys, *TINY_MEASURED)
+    assert code == 0, err
+    rows = table(out)
+    # The CPU's 1 TFLOP/s is a placeholder for datasheet estimates; a measured run is not compared with it.
+    assert rows["device"] == ("1 x cpu: timed on this machine; no datasheet peak, so no utilisation "
+                              "(give one with --peak-tflops)")
+    assert "utilisation" not in rows and "TFLOP/s" not in out and "guess" not in out
+    rate = rows["measured"].removeprefix("tokens/s per device: ").split(" at length 32")[0]
+    assert rows["throughput"] == f"{rate} tokens/s, measured, assuming it scales linearly with devices"
+    code, out, _ = run(capsys, *TINY_MEASURED, "--json")
+    result = json.loads(out)
+    assert result["utilization"] is None and result["peak_known"] is False
+    assert result["hours"] == pytest.approx(1e6 / result["measured"]["32"] / 3600)
 
 
 # -- bad input -----------------------------------------------------------------------
@@ -238,9 +260,9 @@ BASE = ["estimate", "--preset", "base", "--tokens", "1B"]
     (BASE + ["--price", "4.50-"], "price '4.50-'"),
     (BASE + ["--price", "8-4.50"], "runs backwards"),
     (BASE + ["--price", "cheap"], "price 'cheap'"),
-    (["estimate", "--preset", "base", "--tokens", "12X"], "count '12X' is not a number"),
-    (["estimate", "--preset", "base", "--tokens", "0"], "count '0' must be a positive"),
-    (["estimate", "--preset", "base", "--tokens", "-5"], "count '-5' must be a positive"),
+    (["estimate", "--preset", "base", "--tokens", "12X"], "--tokens '12X' is not a number"),
+    (["estimate", "--preset", "base", "--tokens", "0"], "--tokens '0' must be a positive"),
+    (["estimate", "--preset", "base", "--tokens", "-5"], "--tokens '-5' must be a positive"),
     (["estimate", "--preset", "base", "--steps", "1x", "--batch-size", "8"], "--steps must be a positive whole"),
     (["estimate", "--preset", "base", "--steps", "2.5", "--batch-size", "8"], "--steps must be a positive whole"),
     (["estimate", "--preset", "base", "--steps", "1000"], "--steps needs --batch-size"),
@@ -253,7 +275,7 @@ BASE = ["estimate", "--preset", "base", "--tokens", "1B"]
     (BASE + ["--seq-len", "0"], "--seq-len must be a positive whole number"),
     (BASE + ["--layers", "0"], "--layers must be a positive whole number"),
     (BASE + ["--peak-tflops", "-3"], "--peak-tflops must be a positive number"),
-    (["estimate", "--preset", "huge", "--tokens", "1B"], "unknown preset 'huge'"),
+    (["estimate", "--preset", "huge", "--tokens", "1B"], "invalid choice: 'huge'"),
     (["estimate", "--preset", "base"], "give the token count"),
     (["estimate", "--preset", "base", "--steps", "10,20", "--batch-size", "8", "--seq-len", "128,256,512"],
      "has 2 values but another option has 3"),
@@ -261,8 +283,11 @@ BASE = ["estimate", "--preset", "base", "--tokens", "1B"]
     (["estimate", "--preset", "base", "--measure"], "--measure needs the token count"),
 ])
 def test_bad_input_is_one_line(capsys, argv, fragment):
-    code, out, err = run(capsys, *argv)
-    assert code == 1
+    try:
+        code, out, err = run(capsys, *argv)
+    except SystemExit as exit:  # refused by the parser itself
+        (out, err), code = capsys.readouterr(), exit.code
+    assert code == 2  # every one of these is an option the estimate cannot use: bad usage
     assert out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1

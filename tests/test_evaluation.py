@@ -338,3 +338,33 @@ def test_importing_evaluation_stays_cheap(module):
             "heavy = {'torch', 'matplotlib', 'sklearn', 'bertforge.data'} & set(sys.modules)\n"
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# Rows as the training loop logs them: a training line and an evaluation line.
+LOGGED_HISTORY = [
+    {"step": 5, "epoch": 0, "train_loss": 1.4, "learning_rate": 5e-5, "tokens": 1280, "tokens_per_second": 640.0,
+     "elapsed_s": 2.0},
+    {"step": 5, "epoch": 1, "elapsed_s": 2.0, "val_accuracy": 0.5, "val_macro_f1": 0.4, "val_micro_f1": 0.5,
+     "val_weighted_f1": 0.45, "val_num_examples": 40, "val_loss": 1.2},
+    {"step": 10, "epoch": 1, "train_loss": 0.9, "learning_rate": 0.0, "tokens": 2560, "tokens_per_second": 700.0,
+     "elapsed_s": 3.7, "val_masked_tokens": 300, "val_correct_entities": 12, "val_has_answer_total": 20,
+     "val_best_f1_threshold": -1.5, "val_best_f1": 71.0, "perplexity": 4.1, "val_train_seconds": 3.0},
+]
+
+
+def test_learning_curves_plot_metrics_and_never_counters():
+    from bertforge.evaluation.plots import learning_curve_series
+
+    x_name, series = learning_curve_series(LOGGED_HISTORY)
+    assert x_name == "step"
+    assert sorted(series) == ["perplexity", "train_loss", "val_accuracy", "val_best_f1", "val_loss",
+                              "val_macro_f1", "val_micro_f1", "val_weighted_f1"]
+    assert series["train_loss"] == ([5.0, 10.0], [1.4, 0.9])
+
+
+def test_a_history_of_counters_alone_draws_no_learning_curves(tmp_path):
+    counters = [{key: value for key, value in row.items() if key in ("step", "epoch", "tokens", "learning_rate",
+                                                                      "elapsed_s", "val_num_examples")}
+                for row in LOGGED_HISTORY]
+    assert plot_learning_curves(counters, tmp_path / "curves.png") is None
+    assert not (tmp_path / "curves.png").exists()

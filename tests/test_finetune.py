@@ -318,3 +318,30 @@ def test_finetune_from_a_dataframe_returns_the_trained_model(minilm_dir, tmp_pat
     assert saved["settings"]["train"] == "<DataFrame>" and saved["settings"]["epochs"] == 2
     assert sorted(saved["label_encoder"]["classes"]) == sorted(QUESTIONS)
     assert Classifier.load(tmp_path / "m").predict(["Who wrote the song ?"]) == predictions[:1]
+
+
+def test_each_sweep_point_is_timed_after_its_own_warm_up_and_trains_as_a_plain_run(minilm_dir, tmp_path,
+                                                                                     question_files, monkeypatch):
+    import bertforge.apps.finetune as finetune_app
+
+    train, test = question_files
+    events = []
+    real_warm_up, real_clock = finetune_app.warm_up, finetune_app.clock
+
+    def recording_warm_up(trainable, batch, device, precision, evaluate):
+        before = {name: value.clone() for name, value in trainable.state_dict().items()}
+        real_warm_up(trainable, batch, device, precision, evaluate)
+        assert all(torch.equal(value, before[name]) for name, value in trainable.state_dict().items())
+        assert all(parameter.grad is None for parameter in trainable.parameters())
+        events.append(("warm up", trainable.encoder.trainable_layers, evaluate is not None))
+
+    monkeypatch.setattr(finetune_app, "warm_up", recording_warm_up)
+    monkeypatch.setattr(finetune_app, "clock", lambda: events.append("clock") or real_clock())
+    settings = quick(minilm_dir, tmp_path, train, val=test, epochs=1, out=str(tmp_path / "sweep"))
+    finetune_app.sweep_layers(settings, [0, 1])
+    # Each point: its warm-up (training step and validation pass), then the clock's start and stop.
+    assert events == [("warm up", [], True), "clock", "clock", ("warm up", [5], True), "clock", "clock"]
+
+    run_finetune(quick(minilm_dir, tmp_path, train, val=test, epochs=1, out=str(tmp_path / "plain")))
+    swept, plain = (load_file(str(tmp_path / folder / "model.safetensors")) for folder in ("sweep/layers-1", "plain"))
+    assert all(torch.equal(swept[name], plain[name]) for name in plain)

@@ -189,3 +189,26 @@ def test_the_readme_example_runs(tmp_path, monkeypatch):
     assert namespace["model"].predict(features, verbose=0).shape == (2, 2)
     difference = namespace["reloaded"].predict(features, verbose=0) - namespace["model"].predict(features, verbose=0)
     assert np.abs(difference).max() < 1e-5
+
+
+@pytest.mark.parametrize("output", ["sequence", "pooled", "cls", "mean"])
+def test_predict_takes_rows_with_an_all_zero_mask(minilm_dir, output):
+    bert = BertLayer(str(minilm_dir), fine_tune_layers=2, output=output)
+    inputs = keras_inputs()
+    model = keras.Model(inputs, bert(inputs))
+    ids = np.zeros((4, MAX_LENGTH), dtype=np.int32)
+    ids[0, :5] = [101, 2054, 2003, 1037, 102]
+    ids[2, :4] = [101, 7592, 2088, 102]
+    features = [ids, (ids != 0).astype(np.int32), np.zeros_like(ids)]
+    mixed = model.predict(features, verbose=0)
+    alone = model.predict([f[[0, 2]] for f in features], batch_size=1, verbose=0)
+    zeros_only = model.predict([np.zeros_like(ids)] * 3, verbose=0)  # every row empty
+    torch_layer = bert.torch_layer
+    empty = np.zeros(mixed.shape[1:], dtype=np.float32)
+    if output == "pooled":
+        with torch.no_grad():
+            empty = torch_layer.bert.pooler(torch.zeros(1, bert.hidden_size))[0].numpy()
+    assert mixed.shape == zeros_only.shape == (4, *empty.shape)
+    assert np.abs(mixed[[0, 2]] - alone).max() < 1e-5
+    assert np.abs(mixed[[1, 3]] - empty).max() < 1e-6
+    assert np.abs(zeros_only - empty).max() < 1e-6

@@ -225,6 +225,36 @@ def test_read_texts_plain_lines_csv_jsonl_and_streams(tmp_path):
     assert read_texts(one_column).texts == ["just a text", "another text"]
 
 
+
+def test_read_texts_uses_training_columns_where_a_table_has_them(tmp_path):
+    named, positions = {"text_column": "question"}, {"text_column": "1"}
+    # Plain lines are one text each, whatever columns training read.
+    for trained in (named, positions):
+        assert read_texts(io.StringIO("Who wrote it ?\nWhere, then ?\n"), trained=trained).texts == \
+            ["Who wrote it ?", "Where, then ?"]
+    lines = write(tmp_path, "questions.txt", "Who wrote it ?\nid,question\n")
+    assert read_texts(lines, trained=named).texts == ["Who wrote it ?", "id,question"]
+    # A stream whose first line names the training column is a table; tabs make one for positions.
+    assert read_texts(io.StringIO("id,question\n7,Who wrote it ?\n"), trained=named).texts == ["Who wrote it ?"]
+    assert read_texts(io.StringIO("HUM\tWho, then ?\nLOC\tWhere ?\n"), trained=positions).texts == \
+        ["Who, then ?", "Where ?"]
+    jsonl = write(tmp_path, "q.jsonl", '{"id": 1, "question": "Who ?", "text": "other"}\n')
+    assert read_texts(jsonl, trained=named).texts == ["Who ?"]
+    assert read_texts(jsonl, text_column="text", trained=named).texts == ["other"]  # given now wins
+    message = error_of(read_texts, write(tmp_path, "q.csv", "id,body\n1,Who ?\n"), trained=named)
+    assert message.endswith("q.csv: line 1: the model was fine-tuned with its text in column 'question', which this "
+                            "file does not have (found: id, body); pass --text-column with the column that holds it "
+                            "here")
+    pairs = read_texts(io.StringIO("premise,claim\nA dog.,An animal.\n"),
+                       trained={"text_column": "premise", "text_pair_column": "claim"})
+    assert (pairs.texts, pairs.text_pairs, pairs.text_pair_column) == (["A dog."], ["An animal."], "claim")
+
+
+def test_a_label_separator_reads_several_labels_in_one_cell(tmp_path):
+    path = write(tmp_path, "tags.csv", "text,tags\nrain at the match,weather+sport\nsunny,weather\nnone,\n")
+    data = read_labeled(path, label_column="tags", label_separator="+", require_labels=False)
+    assert data.labels == [("weather", "sport"), ("weather",), None]
+
 def test_dash_reads_stdin(monkeypatch):
     stdin = io.TextIOWrapper(io.BytesIO("text,label\nhi,a\nyo,b\n".encode()), encoding="utf-8")
     monkeypatch.setattr("sys.stdin", stdin)

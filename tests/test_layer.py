@@ -124,3 +124,47 @@ def test_first_token_fast_path_matches_the_plain_model(encoder, output):
     expected = reference.sequence_output[:, 0] if output == "cls" else reference.pooled_output
     assert got.shape == expected.shape
     assert (got - expected).abs().max() <= 1e-5
+
+
+# Rows 1 and 3 have an all-zero mask: no tokens at all.
+WITH_EMPTY = torch.tensor([[101, 2054, 2003, 102], [0, 0, 0, 0], [101, 7592, 2088, 102], [0, 0, 0, 0]])
+WITH_EMPTY_MASK = (WITH_EMPTY != 0).long()
+
+
+def empty_row_output(encoder, output):
+    """What BertModel gives a row without tokens: zeros, and the pooler of zeros."""
+    if output == "pooled":
+        with torch.no_grad():
+            return encoder.pooler(torch.zeros(1, encoder.config.hidden_size))[0]
+    zeros = torch.zeros(encoder.config.hidden_size)
+    return zeros.expand(WITH_EMPTY.shape[1], -1) if output == "sequence" else zeros
+
+
+@pytest.mark.parametrize("fine_tune_layers", [0, 2, "all"])
+@pytest.mark.parametrize("output", ["sequence", "pooled", "cls", "mean"])
+def test_empty_rows_get_the_plain_models_output_and_leave_the_others_unchanged(encoder, output, fine_tune_layers):
+    layer = fresh_layer(encoder, fine_tune_layers=fine_tune_layers, output=output).eval()
+    with torch.no_grad():
+        mixed = layer(WITH_EMPTY, WITH_EMPTY_MASK, torch.zeros_like(WITH_EMPTY))
+        alone = [layer(WITH_EMPTY[row:row + 1], WITH_EMPTY_MASK[row:row + 1]) for row in (0, 2)]
+        all_empty = layer(WITH_EMPTY[[1, 3]], WITH_EMPTY_MASK[[1, 3]])
+        reference = encoder(WITH_EMPTY, WITH_EMPTY_MASK)
+    expected_empty = empty_row_output(encoder, output)
+    assert mixed.shape[0] == 4 and all_empty.shape == (2, *mixed.shape[1:])
+    for row in (1, 3):
+        assert torch.allclose(mixed[row], expected_empty, atol=1e-6)
+        assert torch.allclose(all_empty[row // 2], expected_empty, atol=1e-6)
+    for got, single in zip(mixed[[0, 2]], alone):
+        assert (got - single[0]).abs().max() <= 1e-5
+    plain = {"sequence": reference.sequence_output, "pooled": reference.pooled_output,
+             "cls": reference.sequence_output[:, 0]}.get(output)
+    if plain is not None:  # BertModel's own outputs, empty rows included
+        assert (mixed - plain).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("output", ["pooled", "cls"])
+def test_a_batch_with_empty_rows_trains_with_finite_gradients(encoder, output):
+    layer = fresh_layer(encoder, fine_tune_layers=2, output=output).train()
+    layer(WITH_EMPTY, WITH_EMPTY_MASK).pow(2).sum().backward()
+    gradients = [p.grad for p in layer.parameters() if p.requires_grad]
+    assert gradients and all(g is not None and torch.isfinite(g).all() for g in gradients)

@@ -45,6 +45,8 @@ NEVER_REACH = [
     ("bertforge.evaluation", ("torch", "bertforge.model", "bertforge.io", "bertforge.data", "bertforge.training"), ()),
     ("bertforge.evaluation.metrics", ("matplotlib",), ()),
     ("bertforge.io.onnx", ("torch",), ()),
+    # finding a model folder: an exported one opens with ONNX Runtime alone
+    ("bertforge.io.model_paths", ("torch",), ()),
 ]
 
 

@@ -126,3 +126,37 @@ def test_a_checkpoint_from_other_settings_is_refused(tmp_path):
     make_loop(tmp_path).run(stop_after_steps=2)
     with pytest.raises(BertforgeError, match="other data, model or settings"):
         make_loop(tmp_path, epochs=5).run(resume=True)
+
+
+class ThreeSizesSource(ToySource):
+    """Batches of 3, 4 and 5 examples in turn; ``fixed_shapes`` says whether they count as a
+    few fixed shapes (as fixed-shape pretraining batches do) or as any shape."""
+
+    def __init__(self, fixed_shapes):
+        super().__init__()
+        self.fixed_shapes = fixed_shapes
+
+    def __len__(self):
+        return 6
+
+    def epoch(self, epoch, start=0):
+        for index in range(start, len(self)):
+            size = 3 + index % 3
+            yield {"x": self.x[index * 5:index * 5 + size], "y": self.y[index * 5:index * 5 + size]}
+
+
+@pytest.mark.parametrize("fixed_shapes, graphs", [(True, 3), (False, 1)])
+def test_a_compiled_run_compiles_each_fixed_shape_once_or_one_graph_for_any_shape(tmp_path, fixed_shapes, graphs):
+    from torch._dynamo.testing import CompileCounterWithBackend
+    import torch._dynamo
+
+    counter = CompileCounterWithBackend("eager")
+    torch.manual_seed(0)
+    loop = TrainingLoop(ToyModel(dropout=0.0), ThreeSizesSource(fixed_shapes), TrainingArguments(epochs=1),
+                        tmp_path, progress=False, compile_model=True, compile_options={"backend": counter})
+    torch._dynamo.reset()
+    try:
+        state = loop.run()
+    finally:
+        torch._dynamo.reset()
+    assert state.step == 6 and counter.frame_count == graphs

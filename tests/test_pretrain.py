@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -157,7 +156,7 @@ def test_the_compiled_training_step_is_one_graph(corpus_file, tmp_path, objectiv
     torch.manual_seed(0)
     model_class = BertForPreTraining if objective == "nsp" else BertForMaskedLM  # as the pretrain command picks
     model = model_class(BertConfig.preset("tiny", vocab_size=tokenizer.vocab_size))
-    compiled = torch.compile(model, backend="eager", fullgraph=True, dynamic=True)  # as TrainingLoop does
+    compiled = torch.compile(model, backend="eager", fullgraph=True, dynamic=True)  # as TrainingLoop does for any shape
     torch._dynamo.reset()
     try:
         for batch in batches:
@@ -169,6 +168,102 @@ def test_the_compiled_training_step_is_one_graph(corpus_file, tmp_path, objectiv
         torch._dynamo.reset()
     for eager, traced in pairs:
         assert traced == pytest.approx(eager, rel=1e-5)
+
+
+def _shape_of(batch) -> tuple:
+    """What a static compile specialises on: the padded grid, the token list and the selection."""
+    selection, unpadding = batch["prediction_tokens"], batch["unpadding"]
+    return (tuple(batch["input_ids"].shape), unpadding.indices.numel(), unpadding.filled,
+            selection.flat.numel(), selection.width)
+
+
+def _fixed_and_free_sources(corpus_file, tmp_path, objective):
+    tokenizer = Tokenizer.train([corpus_file], vocab_size=120)
+    shards = build_shards(corpus_file, tokenizer, cache_dir=tmp_path / "shards", workers=1)
+    # Short sequences in pairs give rows of many lengths, and so batches of several shapes.
+    masking = MaskingSettings(seq_len=32, pair_objective=objective, short_sequence_rate=0.5)
+    sources = [PretrainingBatches(shards, Vocabulary.from_tokenizer(tokenizer), masking, batch_size=4,
+                                  held_out_fraction=0.0, fixed_shapes=fixed) for fixed in (True, False)]
+    config = BertConfig.preset("tiny", vocab_size=tokenizer.vocab_size, hidden_dropout_prob=0.0,
+                               attention_probs_dropout_prob=0.0)  # the same losses eager and compiled
+    return sources, config
+
+
+@pytest.mark.parametrize("objective", ["nsp", "none"])
+def test_a_static_compiled_step_compiles_once_per_bucket_with_the_eager_losses(corpus_file, tmp_path, objective):
+    """Fixed-shape batches (the same examples and masks, padded to their bucket's shapes:
+    labelled tokens filled to a fixed count, widths and token counts bucketed) let a
+    static compile (and a CUDA graph) replay one graph per bucket. Its losses and
+    gradients are those of the eager model on the batches as they come, and the
+    masked-LM count it reports stays the real number of labelled tokens."""
+    import copy
+
+    import torch._dynamo
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    (fixed, free), config = _fixed_and_free_sources(corpus_file, tmp_path, objective)
+    pairs = list(zip(fixed.epoch(0), free.epoch(0)))
+    by_shape: dict[tuple, list] = {}
+    for pair in pairs:
+        by_shape.setdefault(_shape_of(pair[0]), []).append(pair)
+    # The two most common shapes, several batches each: two graphs for all of them.
+    common = sorted(by_shape.values(), key=len, reverse=True)[:2]
+    chosen = [pair for group in common for pair in group[:3]]
+    assert len(by_shape) >= 2 and len(chosen) >= 5
+    # One shape holds batches of other real token and label counts.
+    assert len({(int(batch["unpadding"].cu_seqlens[-1]), int(batch["prediction_tokens"].labelled_count))
+                for batch, _ in common[0][:3]}) > 1
+
+    torch.manual_seed(0)
+    model_class = BertForPreTraining if objective == "nsp" else BertForMaskedLM
+    eager = model_class(config)
+    traced = copy.deepcopy(eager)
+    counter = CompileCounterWithBackend("aot_eager")
+    compiled = torch.compile(traced, backend=counter, fullgraph=True, dynamic=False)  # as TrainingLoop does
+    torch._dynamo.reset()
+    try:
+        for fixed_batch, free_batch in chosen:
+            mine, theirs = compiled(**fixed_batch), eager(**free_batch)
+            assert float(mine.loss.detach()) == pytest.approx(float(theirs.loss.detach()), rel=1e-5)
+            assert [int(count) for _, count in mine.loss_terms] == [int(count) for _, count in theirs.loss_terms]
+            mine.loss.backward()
+            theirs.loss.backward()
+    finally:
+        torch._dynamo.reset()
+    assert counter.frame_count == len(common)  # no recompilation within a bucket
+    for (name, a), b in zip(eager.named_parameters(), traced.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_the_loop_compiles_fixed_shape_batches_statically_with_the_eager_run(corpus_file, tmp_path):
+    """``--compile``'s path through the loop: a source of fixed-shape batches is compiled
+    for static shapes, one graph per shape met, and trains as the eager loop does."""
+    import torch._dynamo
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    (fixed, free), config = _fixed_and_free_sources(corpus_file, tmp_path, "nsp")
+    steps = 4
+    shapes = {_shape_of(batch) for batch, _ in zip(fixed.epoch(0), range(steps))}
+    runs = {}
+    counter = CompileCounterWithBackend("aot_eager")
+    torch._dynamo.reset()
+    try:
+        for name, source, options in (("eager", free, None), ("compiled", fixed, {"backend": counter})):
+            torch.manual_seed(0)
+            model = BertForPreTraining(config)
+            args = TrainingArguments(epochs=None, max_steps=steps, learning_rate=1e-3, log_every=1,
+                                     checkpoint_every=None)
+            loop = TrainingLoop(model, source, args, tmp_path / name, progress=False,
+                                compile_model=options is not None, compile_options=options)
+            state = loop.run()
+            runs[name] = ([record["train_loss"] for record in state.history if "train_loss" in record], model)
+    finally:
+        torch._dynamo.reset()
+    assert counter.frame_count == len(shapes) >= 2  # a graph per shape (a dynamic compile: one for all)
+    (eager_losses, eager_model), (compiled_losses, compiled_model) = runs["eager"], runs["compiled"]
+    assert len(compiled_losses) == steps and compiled_losses == pytest.approx(eager_losses, rel=1e-4)
+    for (name, a), b in zip(eager_model.state_dict().items(), compiled_model.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=name)
 
 
 def test_time_budget_ends_the_run(corpus_file, tmp_path, capsys):
@@ -222,7 +317,8 @@ def test_a_second_run_is_refused_unless_it_overwrites_or_resumes_a_kept_checkpoi
 def test_bad_settings_are_one_line(pretrained, corpus_file, tmp_path, capsys, extra, message):
     code, _, err = _cli(capsys, "pretrain", corpus_file, "--vocab", pretrained / "vocab", "--out", tmp_path / "m",
                         "--shards", pretrained / "shards", "--preset", "tiny", "--quiet", *extra)
-    assert code == 1 and message in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1  # bad usage, before any work
+    assert not (tmp_path / "m").exists()
 
 
 def test_bad_corpora_are_one_line(pretrained, tmp_path, capsys):

@@ -348,6 +348,37 @@ def test_last_layer_on_labelled_tokens_only_is_exact(corpus, objective):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-4, msg=name)
 
 
+@pytest.mark.parametrize("options", [dict(pair_objective="nsp", short_sequence_rate=0.5),
+                                     dict(pair_objective="none", whole_word_masking=True)])
+def test_fixed_shape_batches_hold_the_same_examples_and_masks_in_few_shapes(corpus, options):
+    """A compiled run's batches: the ones it would get anyway, padded to their bucket."""
+    _, tokenizer, shards, _ = corpus
+    free = _all_batches(_batches(shards, tokenizer, batch_size=8, **options))
+    source = _batches(shards, tokenizer, batch_size=8, fixed_shapes=True, **options)
+    fixed = _all_batches(source)
+    pad = tokenizer.pad_id
+    shapes = set()
+    for ours, theirs in zip(fixed, free):
+        width, grid = theirs["input_ids"].shape[1], ours["input_ids"].numel()
+        for key in ("input_ids", "input_mask", "segment_ids", "masked_lm_labels"):
+            assert torch.equal(ours[key][:, :width], theirs[key]), key
+        assert (ours["input_ids"][:, width:] == pad).all() and (ours["masked_lm_labels"][:, width:] == IGNORE_INDEX).all()
+        assert ours["input_ids"].shape[1] % 16 == 0  # a quarter of 64
+        unpadding, real = ours["unpadding"], theirs["unpadding"]
+        rows, columns = real.indices // width, real.indices % width  # the same tokens, in a wider grid
+        assert torch.equal(unpadding.indices[:real.indices.numel()], rows * ours["input_ids"].shape[1] + columns)
+        assert unpadding.indices.unique().numel() == unpadding.indices.numel()  # fillers are padding positions
+        assert unpadding.indices.numel() == grid or unpadding.indices.numel() % (grid // 8) == 0
+        selection, plain = ours["prediction_tokens"], theirs["prediction_tokens"]
+        labelled = plain.labelled.numel()
+        assert int(selection.labelled_count) == labelled
+        assert torch.equal(selection.flat[selection.labelled[:labelled]], plain.flat[plain.labelled])
+        assert (selection.flat[selection.labelled[labelled:]] == 0).all()  # fillers read token 0, never labelled
+        assert selection.slots.unique().numel() == selection.slots.numel() <= selection.batch * selection.width
+        shapes.add((ours["input_ids"].shape, unpadding.indices.numel(), selection.flat.numel(), selection.width))
+    assert len(shapes) < len(fixed) and len(shapes) <= source.buckets.count
+
+
 @pytest.mark.parametrize("text, message", [
     ("", "no sentences"),
     ("\n\n   \n", "no sentences"),

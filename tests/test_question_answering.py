@@ -365,7 +365,11 @@ def test_a_stopped_reader_run_resumes_bit_identical_and_the_cache_changes_nothin
     assert set(straight) >= {"qa_outputs.weight", "qa_outputs.bias"}
     for name, tensor in straight.items():
         assert torch.equal(tensor, resumed[name]), name
-        assert torch.allclose(tensor, uncached[name], atol=1e-4), name  # other kernels, float noise
+        # Other kernels, float noise. The span head's bias starts at zero and its gradient stays
+        # near zero (start and end scores move together), where Adam's normalised step turns
+        # that noise into steps of up to the learning rate: measured 1.9e-4 apart after 2 epochs.
+        tolerance = 1e-3 if name == "qa_outputs.bias" else 1e-4
+        assert torch.allclose(tensor, uncached[name], atol=tolerance), name
     assert json.loads((tmp_path / "straight" / "bertforge.json").read_text())["null_threshold"] is None
 
 

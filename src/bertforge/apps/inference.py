@@ -1,17 +1,34 @@
-"""Run a model over many examples fast: length-sorted batches, dynamic padding, no graph."""
+"""Run a model over many examples fast: length-sorted batches, dynamic padding, no graph.
+
+torch is imported only for a PyTorch forward: an exported graph (``device=None``) runs on
+numpy arrays, and a deployment of it need not install torch.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from bertforge.data.batching import iterate_batches
 
+if TYPE_CHECKING:
+    import torch
 
-@torch.inference_mode()
+
+def default_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as a torch device; None: a GPU when there is one, else the CPU.
+
+    >>> str(default_device("cpu"))
+    'cpu'
+    """
+    import torch
+
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 def run_batched(forward: Callable[..., torch.Tensor], input_ids: np.ndarray, input_mask: np.ndarray,
                 segment_ids: np.ndarray, batch_size: int = 128, device: str | torch.device | None = "cpu",
                 progress: bool = False, description: str = "predicting", per_token: bool = False) -> np.ndarray:
@@ -26,14 +43,30 @@ def run_batched(forward: Callable[..., torch.Tensor], input_ids: np.ndarray, inp
     >>> run_batched(lambda i, m, s: m.sum(1, keepdim=True).float(), ids, ids != 0, ids * 0, batch_size=2).ravel()
     array([3., 2., 4.], dtype=float32)
     """
+    if device is None:
+        to_device, mode = None, contextlib.nullcontext()
+    else:
+        import torch
+
+        def to_device(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+        mode = torch.inference_mode()
+    with mode:
+        return _run(forward, to_device, input_ids, input_mask, segment_ids, batch_size, progress, description,
+                    per_token)
+
+
+def _run(forward, to_device, input_ids, input_mask, segment_ids, batch_size, progress, description,
+         per_token) -> np.ndarray:
     outputs: np.ndarray | None = None
     total = -(-len(input_ids) // batch_size)
     batches = iterate_batches(input_ids, input_mask, segment_ids, batch_size)
     for rows, ids, mask, segments in tqdm(batches, total=total, disable=not progress, desc=description, unit="batch"):
-        if device is None:
+        if to_device is None:
             result = np.asarray(forward(ids, mask, segments), dtype=np.float32)
         else:
-            result = forward(*(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in (ids, mask, segments)))
+            result = forward(*(to_device(a) for a in (ids, mask, segments)))
             result = result.float().cpu().numpy()
         if outputs is None:
             shape = (input_ids.shape[1], *result.shape[2:]) if per_token else result.shape[1:]

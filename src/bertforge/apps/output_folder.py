@@ -26,7 +26,6 @@ from typing import Iterator
 
 from bertforge.errors import BertforgeError
 from bertforge.files import TEMPORARY_PATTERN, replacing_folder
-from bertforge.training import distributed
 
 # What a run writes into --out while it trains (training/loop.py and the jobs' best weights).
 RUN_FILES = ("checkpoint.pt", "log.jsonl", "best-model.safetensors")
@@ -78,6 +77,10 @@ class OutputFolder:
     # -- claiming -------------------------------------------------------------------
 
     def __enter__(self) -> "OutputFolder":
+        # Only a training run claims a folder, and it has torch; an evaluation report (report_folder)
+        # of a model exported to ONNX must not need it.
+        from bertforge.training import distributed
+
         if not self.main_process:
             distributed.barrier()  # process 0 claims and cleans first: then all find the same work folder
             self.work = self._work_folder()

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 
-from bertforge.apps.inference import run_batched
+# Nothing here imports torch at module level: a folder written by bertforge export runs with
+# ONNX Runtime alone (torch costs 2.5 s to import, and a deployment may not install it).
+from bertforge.apps.inference import default_device, run_batched
 from bertforge.errors import BertforgeError
-from bertforge.io.model_dir import resolve_model_dir
+from bertforge.io.model_paths import resolve_model_dir
 from bertforge.io.onnx import ONNX_FILE, OnnxClassifierModel
 from bertforge.model.config import check_vocabulary
 from bertforge.tasks import Task, fine_tuned, task_for_model
@@ -45,9 +46,12 @@ class Predictor:
     def __init__(self, model, tokenizer: Tokenizer, task: Task, max_seq_length: int = 256,
                  columns: dict | None = None, device: str | None = None, metadata: dict | None = None,
                  long_text: LongText | None = None):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         # An exported folder runs through ONNX Runtime on the CPU; a PyTorch model goes to the device.
-        self.model = model if isinstance(model, OnnxClassifierModel) else model.to(self.device).eval()
+        if isinstance(model, OnnxClassifierModel):
+            self.device, self.model = "cpu", model
+        else:
+            self.device = default_device(device)
+            self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.task = task
         self.max_seq_length = max_seq_length
@@ -145,12 +149,17 @@ class Predictor:
                      text_pair_column: str | None = None, batch_size: int | None = None,
                      progress: bool = True) -> int:
         """Predict every text of ``source`` (a file or ``-`` for stdin) into ``output``
-        (CSV or JSONL by its extension; stdout as JSONL when omitted). Returns the row count."""
+        (CSV or JSONL by its extension; stdout as JSONL when omitted). Returns the row count.
+
+        The columns given here are read; else those training read, where ``source`` is a
+        table that has them (plain lines are one text each whatever training read)."""
         self.task.check_output(output)
         refuse_same_file(source, output)
+        # Kept apart, not merged: a reader tells a table from plain lines by the columns given
+        # now, and uses training's only where the table has them.
         data = self.task.read_unlabeled(source, {
-            "text_column": text_column or self.columns.get("text_column"),
-            "text_pair_column": text_pair_column or self.columns.get("text_pair_column")})
+            "text_column": text_column, "text_pair_column": text_pair_column,
+            "trained_columns": {key: self.columns.get(key) for key in ("text_column", "text_pair_column")}})
         rows = self.predict_examples(data, batch_size=batch_size, progress=progress and output is not None)
         self.task.write_predictions(data, rows, output)
         return len(rows)
@@ -159,8 +168,21 @@ class Predictor:
 
     def evaluate(self, path, unknown: str = "error", batch_size: int | None = None,
                  **columns) -> dict[str, Any]:
-        """Metrics of the model on a labeled file (labels unseen in training: error or drop)."""
-        columns = {**{k: v for k, v in self.columns.items() if v is not None}, **{k: v for k, v in columns.items() if v}}
+        """Metrics of the model on a labeled file (labels unseen in training: error or drop).
+
+        The file is read as training read its files (``bertforge.json``'s columns); ``columns``
+        (``text_column``, ``label_column``, ``label_columns``, ``label_separator``, ``delimiter``...)
+        override that for a file laid out differently."""
+        given = {k: v for k, v in columns.items() if v}
+        saved = {k: v for k, v in self.columns.items() if v is not None}
+        # One label layout at a time: a label column (or a separator, which splits one) given now
+        # replaces the 0/1 label columns training read, and 0/1 columns given now replace its label column.
+        replaced = {"label_column": ("label_columns",), "label_separator": ("label_columns",),
+                    "label_columns": ("label_column",)}
+        for key in given:
+            for old in replaced.get(key, ()):
+                saved.pop(old, None)
+        columns = {**saved, **given}
         split = self.task.encode("evaluate", self.task.read(path, columns), self.tokenizer, self.max_seq_length,
                                  self.long_text, unknown=unknown)
         metrics = self.task.metrics(split.targets, self.run(split.features, batch_size), split.examples)

@@ -26,7 +26,7 @@ from bertforge.model.config import PRESETS, BertConfig
 from bertforge.data.corpus import TEXT_FORMATS, check_documents
 from bertforge.data.pretraining import PAIR_OBJECTIVES, MaskingSettings, PretrainingBatches, Vocabulary
 from bertforge.data.shards import build_shards
-from bertforge.errors import BertforgeError, UsageError
+from bertforge.errors import UsageError
 from bertforge.constants import IGNORE_INDEX
 from bertforge.model.heads import BertForMaskedLM, BertForPreTraining
 from bertforge.text.tokenizer import Tokenizer
@@ -73,6 +73,7 @@ class PretrainSettings:
     shards_dir: str | None = None
     workers: int | None = None
     compile: bool = False
+    compile_mode: str = "auto"  # with compile: torch.compile's mode; auto: COMPILE_MODES
     device: str | None = None
     resume: bool = False
     overwrite: bool = False  # replace what --out holds (a model, another run) with this run's model
@@ -92,7 +93,8 @@ class PretrainSettings:
         # Every option here, before the vocabulary is opened or the corpus tokenized.
         choices = (("--preset", self.preset, tuple(PRESETS)),
                    ("--pair-objective", self.pair_objective, PAIR_OBJECTIVES),
-                   ("--text-format", self.text_format, TEXT_FORMATS))
+                   ("--text-format", self.text_format, TEXT_FORMATS),
+                   ("--compile-mode", self.compile_mode, ("auto", *COMPILE_MODE_NAMES)))
         for flag, value, allowed in choices:
             if value not in allowed:
                 raise UsageError(f"{flag} must be one of {', '.join(allowed)}, got {value!r}")
@@ -100,6 +102,11 @@ class PretrainSettings:
                             ("--intermediate", self.intermediate), ("--workers", self.workers)):
             check_number(flag, value, 1, whole=True, optional=True)
         check_number("--seq-len", self.seq_len, 8, whole=True)
+        # The preset's position table is known before the vocabulary is opened: no need to wait for the model.
+        positions = BertConfig.preset(self.preset).max_position_embeddings
+        if self.seq_len > positions:
+            raise UsageError(f"sequence length {self.seq_len} is above the model's {positions} positions; "
+                             f"pass --seq-len {positions} or less")
         check_number("--dropout", self.dropout, 0, 1, high_open=True, optional=True)
         check_number("--batch-size", self.batch_size, 1, whole=True)
         world = int(os.environ.get("WORLD_SIZE", "1") or 1)  # torchrun's processes share the global batch
@@ -115,6 +122,29 @@ class PretrainSettings:
     def to_dict(self) -> dict[str, Any]:
         """The settings as ``bertforge.json`` records them, flat."""
         return settings_record(self, _RECORDED_TRAINING)
+
+
+#: torch.compile's modes. With --compile the training batches come in a few fixed shapes
+#: (data.pretraining.ShapeBuckets), so each mode compiles static graphs; reduce-overhead
+#: also replays each as a CUDA graph.
+COMPILE_MODE_NAMES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+#: The mode --compile takes by itself on each kind of device: the fastest measured. On an
+#: H200 the only mode measured on BERT-base steps so far is the default one (1.81x
+#: transformers, 30.7% MFU; BENCHMARKS.md); benchmarks/gpu_suite.sh times every mode on the
+#: fixed-shape step, and this table takes the winner. On a CPU the uncompiled model is
+#: faster still (its own attention and dropout masks), and the default mode is the cheapest
+#: to compile.
+COMPILE_MODES = {"cuda": "default", "cpu": "default"}
+
+
+def compile_mode(setting: str, device: torch.device) -> str:
+    """The torch.compile mode a run takes: the one asked for, or for ``auto`` the device's.
+
+    >>> compile_mode("auto", torch.device("cpu")), compile_mode("reduce-overhead", torch.device("cpu"))
+    ('default', 'reduce-overhead')
+    """
+    return COMPILE_MODES.get(device.type, "default") if setting == "auto" else setting
 
 
 #: Where pretraining's loop settings differ from fine-tuning's: a larger peak learning rate,
@@ -157,9 +187,9 @@ def model_config(settings: PretrainSettings, vocab_size: int) -> BertConfig:
         overrides["hidden_dropout_prob"] = overrides["attention_probs_dropout_prob"] = settings.dropout
     config = BertConfig.preset(settings.preset, **overrides)
     if settings.seq_len > config.max_position_embeddings:
-        raise BertforgeError(f"sequence length {settings.seq_len} is above the model's "
-                             f"{config.max_position_embeddings} positions; pass --seq-len "
-                             f"{config.max_position_embeddings} or less")
+        raise UsageError(f"sequence length {settings.seq_len} is above the model's "
+                         f"{config.max_position_embeddings} positions; pass --seq-len "
+                         f"{config.max_position_embeddings} or less")
     return config
 
 
@@ -252,8 +282,10 @@ def _pretrain_into(folder: OutputFolder, settings: PretrainSettings, device: tor
     if settings.progress and rank == 0:
         print(f"corpus: {corpus.describe()}")
 
+    # Compiled, the batches come in a few fixed shapes: each compiled once, then replayed.
     train = PretrainingBatches(corpus, vocabulary, masking, settings.batch_size, seed=settings.training.seed,
-                               held_out_fraction=settings.held_out, rank=rank, world_size=world)
+                               held_out_fraction=settings.held_out, rank=rank, world_size=world,
+                               fixed_shapes=settings.compile)
     held_out = None
     if settings.held_out > 0 and rank == 0:
         # The global batch size here too: the held-out masks do not depend on the process count.
@@ -270,6 +302,7 @@ def _pretrain_into(folder: OutputFolder, settings: PretrainSettings, device: tor
                 "held_out": settings.held_out, "config": config.to_dict()}
     loop = TrainingLoop(model, train, args, work, evaluate=evaluate, metric="mlm_accuracy" if evaluate else None,
                         progress=settings.progress, device=device, compile_model=settings.compile,
+                        compile_options={"mode": compile_mode(settings.compile_mode, device)},
                         batch_examples=lambda batch: len(batch["input_ids"]), run_identity=identity)
     state = loop.run(resume=settings.resume)
 

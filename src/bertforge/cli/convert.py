@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from bertforge.cli.options import COUNT
+
 NAME = "convert"
 SUMMARY = "turn a TensorFlow BERT into a model directory"
 EPILOG = "example: bertforge convert uncased_L-12_H-768_A-12 --out bert-base-uncased"
@@ -25,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     case = parser.add_mutually_exclusive_group()
     case.add_argument("--cased", action="store_true", help="keep case (overrides what the model declares)")
     case.add_argument("--uncased", action="store_true", help="lower-case text (overrides what the model declares)")
-    parser.add_argument("--heads", type=int, help="attention heads, for TF1 Hub modules that do not record them")
+    parser.add_argument("--heads", type=COUNT, help="attention heads, for TF1 Hub modules that do not record them")
     parser.add_argument("--vocab", help="vocab.txt to use when the folder has none")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from bertforge.cli.options import flat_settings, time_budget
+from bertforge.cli.options import Number, flat_settings, time_budget
 
 NAME = "demo"
 SUMMARY = "the quick start: pretrain and fine-tune a small BERT offline in minutes"
@@ -28,12 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from bertforge.apps.demo import DemoSettings
 
     defaults = flat_settings(DemoSettings)
-    parser.add_argument("--out", default=defaults["out"], help="folder for the models, data and report "
-                                                               "(default: %(default)s)")
+    parser.add_argument("--out", default=defaults["out"], help="folder for the models, data and report")
     parser.add_argument("--model", default=defaults["model"],
                         help="fine-tune this pretrained model directory instead of pretraining one")
     parser.add_argument("--time-budget", help="pretraining time: 90s, 2m ... (default: 2m; 10s with --quick)")
-    parser.add_argument("--seed", type=int, default=defaults["seed"])
+    parser.add_argument("--seed", type=Number(0, 2**32 - 1, whole=True), default=defaults["seed"],
+                        help="the task's sentences, the models' initial weights and their shuffling")
     parser.add_argument("--quick", action="store_true", default=defaults["quick"],
                         help="a 10-second pretraining and a slice of the task, to check an installation; "
                              "its figures mean nothing")

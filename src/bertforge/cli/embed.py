@@ -7,13 +7,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bertforge.cli.options import add_long_text, add_pooling, long_text
+from bertforge.cli.options import COUNT, Number, add_long_text, add_pooling, long_text
 from bertforge.errors import BertforgeError
 
 NAME = "embed"
 SUMMARY = "turn texts into sentence embeddings"
 EPILOG = "example: bertforge embed --model ./all-MiniLM-L6-v2 --normalize trec/test.csv --out trec.npy"
-SHOW_DEFAULTS = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,10 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--text-column", help="name or 0-based position of the text column")
     add_pooling(parser, help="mean of the tokens, the [CLS] state, or the pooler output")
     parser.add_argument("--normalize", action="store_true", help="scale every vector to unit length")
-    parser.add_argument("--batch-size", type=int, default=64)
-    add_long_text(parser)
-    parser.add_argument("--max-length", type=int, help="window in tokens (default: the "
-                                                       "model's positions, at most 512)")
+    parser.add_argument("--batch-size", type=COUNT, default=64, help="texts per model run")
+    # The windows of a long text are averaged into its one vector: no --window-aggregate to choose.
+    add_long_text(parser, aggregate=False)
+    parser.add_argument("--max-length", type=Number(low=3, whole=True),  # [CLS], one token, [SEP]
+                        help="window in tokens (default: the model's positions, at most 512)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bar or summary")
 
@@ -48,9 +48,6 @@ def run(args: argparse.Namespace) -> int:
     data = read_texts(sys.stdin if args.input == "-" else args.input, text_column=args.text_column)
     if not data.texts:
         raise BertforgeError(f"{data.path}: no texts found; give one text per line or a text column")
-    if args.window_aggregate == "max":
-        raise BertforgeError("--window-aggregate max applies to logits; the windows of a long text are averaged "
-                             "into one embedding, so leave it out")
     embedder = Embedder.load(args.model, pooling=args.pooling, normalize=args.normalize,
                              max_length=args.max_length, device=args.device, batch_size=args.batch_size,
                              long_text=long_text(args))

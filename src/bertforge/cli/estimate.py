@@ -27,16 +27,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ('128B', 1, 0.4)
     """
     from bertforge.apps.estimate import DEFAULT_MLM_FRACTION, DEFAULT_UTILIZATION, DEVICES
+    from bertforge.cli.options import COUNT
+    from bertforge.model.config import PRESETS
 
     size = parser.add_argument_group("model size")
     which = size.add_mutually_exclusive_group()
-    which.add_argument("--preset", help="tiny, mini, small, medium, base or large (default: base)")
+    which.add_argument("--preset", choices=list(PRESETS), help="a BERT size by name (default: base)")
     which.add_argument("--model", help="a model directory or its config.json")
-    size.add_argument("--layers", type=int)
-    size.add_argument("--hidden", type=int, help="heads and intermediate follow (hidden/64, 4 x hidden) unless given")
-    size.add_argument("--heads", type=int)
-    size.add_argument("--intermediate", type=int)
-    size.add_argument("--vocab-size", type=int)
+    size.add_argument("--layers", type=int, help="encoder blocks (default: the preset's or the model's)")
+    size.add_argument("--hidden", type=int, help="hidden size; heads and intermediate follow (hidden/64, "
+                                                 "4 x hidden) unless given")
+    size.add_argument("--heads", type=int, help="attention heads")
+    size.add_argument("--intermediate", type=int, help="feed-forward size")
+    size.add_argument("--vocab-size", type=int, help="tokens in the vocabulary")
     size.add_argument("--max-positions", type=int, help="position table size (longest --seq-len allowed)")
     amount = parser.add_argument_group("token count (commas separate phases, e.g. --seq-len 128,512)")
     amount.add_argument("--tokens", help="token positions to train on: 3.3e9, 128B, 3.3G, 500M, 20k")
@@ -50,12 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hardware.add_argument("--devices", type=int, default=1, help="how many devices train together")
     hardware.add_argument("--peak-tflops", type=float, help="dense peak per device, for a device not in the table")
     hardware.add_argument("--utilization", type=float, default=DEFAULT_UTILIZATION,
-                          help="share of the peak turned into model FLOPs (default %(default)s)")
+                          help="share of the peak turned into model FLOPs")
     hardware.add_argument("--hours", type=float, help="known wall-clock duration: cost = devices x hours x price")
     hardware.add_argument("--price", help="per device-hour: 4.50, or a range 4.50-8.00")
     hardware.add_argument("--measure", action="store_true",
                           help="time real training steps here (cuda if available, else cpu) instead of the datasheet")
-    hardware.add_argument("--measure-steps", type=int, default=5, help="timed steps, after 2 warm-up steps")
+    hardware.add_argument("--measure-steps", type=COUNT, default=5, help="with --measure: timed steps, after 2 "
+                                                                       "warm-up steps")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from bertforge.cli.options import COUNT, Number
+
 NAME = "export"
 SUMMARY = "export a fine-tuned classifier to ONNX (fp32 or int8), checked"
 EPILOG = "example: bertforge export --format onnx --int8 --model runs/trec --out runs/trec-int8"
@@ -32,10 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--int8", action="store_true", help="quantize the weights to int8 (smaller, faster on CPU)")
     parser.add_argument("--sample", help="texts for the check (default: the training file, else random words)")
     parser.add_argument("--text-column", help="text column of --sample")
-    parser.add_argument("--tolerance", type=float, default=TOLERANCE, help="largest logit difference allowed (fp32)")
-    parser.add_argument("--min-agreement", type=float, default=MIN_AGREEMENT,
+    parser.add_argument("--tolerance", type=Number(low=0), default=TOLERANCE, help="largest logit difference allowed (fp32)")
+    parser.add_argument("--min-agreement", type=Number(0, 1), default=MIN_AGREEMENT,
                         help="least share of equal predictions (int8)")
-    parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset version")
+    parser.add_argument("--opset", type=COUNT, default=OPSET, help="ONNX opset version")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bertforge.cli.options import COUNT
+
 NAME = "fill-mask"
 SUMMARY = "show a model's predictions for [MASK] tokens"
 EPILOG = 'example: bertforge fill-mask --model runs/poe-bert "The [MASK] of Amontillado"'
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument("--model", required=True, help="pretrained model directory")
     parser.add_argument("text", help="text with one or more [MASK]")
-    parser.add_argument("--top-k", type=int, default=5)
+    parser.add_argument("--top-k", type=COUNT, default=5, help="predictions shown per [MASK]")
 
 
 def run(args: argparse.Namespace) -> int:

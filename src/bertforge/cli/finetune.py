@@ -13,7 +13,7 @@ from bertforge.cli.options import (
     layers,
     long_text,
 )
-from bertforge.errors import BertforgeError
+from bertforge.errors import UsageError
 
 NAME = "finetune"
 SUMMARY = "fine-tune a classifier, a word tagger or a question answerer on labeled files"
@@ -23,7 +23,6 @@ EPILOG = ("example: bertforge finetune --train trec/train.csv --test trec/test.c
           "--model ./all-MiniLM-L6-v2 --out runs/wnut17 --epochs 3 --learning-rate 1e-4; "
           "a question answerer: bertforge finetune --train squad/train.json --test squad/test.json "
           "--model ./all-MiniLM-L6-v2 --out runs/squad --max-seq-length 384 --epochs 2 --learning-rate 1e-4")
-SHOW_DEFAULTS = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     The defaults are written here as well as on the settings, because reading them
     from ``bertforge.apps.finetune`` would import torch for every ``--help``;
-    ``tests/test_cli.py`` holds the two equal.
+    ``tests/test_cli.py`` holds the two equal. The numbers' ranges are the settings'
+    own checks (exit 2 before any file is read), so they are not written twice either.
 
     >>> parser = argparse.ArgumentParser()
     >>> add_arguments(parser)
@@ -68,22 +68,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--fine-tune-layers", type=layers, default="all", help="top N encoder layers that train, or all")
     model.add_argument("--layerwise-lr-decay", type=float, help="learning-rate factor per layer going down, e.g. 0.9")
     model.add_argument("--sweep-layers", help="fine-tune once per value, e.g. 0,1,2,4,all, and plot metric vs time")
-    model.add_argument("--epochs", type=int, default=3)
-    model.add_argument("--batch-size", type=int, default=32)
-    model.add_argument("--eval-batch-size", type=int, default=128)
-    model.add_argument("--learning-rate", type=float, default=5e-5)
-    model.add_argument("--weight-decay", type=float, default=0.01)
-    model.add_argument("--warmup-ratio", type=float, default=0.1)
-    model.add_argument("--max-grad-norm", type=float, default=1.0, help="0 turns clipping off")
-    model.add_argument("--gradient-accumulation", type=int, default=1)
-    model.add_argument("--max-seq-length", type=int, default=256)
+    model.add_argument("--epochs", type=int, default=3, help="passes over the training data")
+    model.add_argument("--batch-size", type=int, default=32, help="training examples per step")
+    model.add_argument("--eval-batch-size", type=int, default=128, help="examples per model run when scoring")
+    model.add_argument("--learning-rate", type=float, default=5e-5, help="AdamW's peak learning rate")
+    model.add_argument("--weight-decay", type=float, default=0.01, help="AdamW's weight decay")
+    model.add_argument("--warmup-ratio", type=float, default=0.1,
+                       help="share of the steps the learning rate warms up over, then decays linearly")
+    model.add_argument("--max-grad-norm", type=float, default=1.0, help="clip gradients to this norm; 0 turns "
+                                                                        "clipping off")
+    model.add_argument("--gradient-accumulation", type=int, default=1, help="batches added up into one step")
+    model.add_argument("--max-seq-length", type=int, default=256,
+                       help="window in word pieces, [CLS] and [SEP] included; at most the model's positions")
     add_long_text(model)
     model.add_argument("--early-stopping", type=int, metavar="PATIENCE",
                        help="stop after this many evaluations without improvement")
     model.add_argument("--class-weights", choices=["balanced"], help="weigh classes inversely to their frequency")
     model.add_argument("--no-frozen-cache", action="store_true", help="recompute the frozen layers every epoch")
-    model.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
-    model.add_argument("--seed", type=int, default=0)
+    model.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                       help="bf16: autocast to bfloat16 (for GPUs that have it)")
+    model.add_argument("--seed", type=int, default=0, help="the head's initial weights, the shuffling and the "
+                                                           "held-out split")
     model.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     model.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     model.add_argument("--checkpoint-every", type=int, metavar="STEPS", help="checkpoint this often (default: each epoch)")
@@ -128,8 +133,8 @@ def sweep_values(text: str) -> list[int | str]:
     """
     try:
         return [layers(value.strip()) for value in text.split(",")]
-    except ValueError:
-        raise BertforgeError(f"--sweep-layers {text!r}: give numbers or 'all', e.g. 0,1,2,4,all") from None
+    except argparse.ArgumentTypeError:
+        raise UsageError(f"--sweep-layers {text!r}: give numbers or 'all', e.g. 0,1,2,4,all") from None
 
 
 def run(args: argparse.Namespace) -> int:

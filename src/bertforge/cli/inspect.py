@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bertforge.cli.options import layers
+from bertforge.errors import UsageError
 
 NAME = "inspect"
 SUMMARY = "describe a model directory"
@@ -22,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """
     parser.add_argument("model", help="model directory")
     parser.add_argument("--fine-tune-layers", type=layers, help="show what BertLayer would train: N or 'all'")
-    parser.add_argument("--output", default="pooled", choices=["sequence", "pooled", "cls", "mean"])
+    parser.add_argument("--output", default="pooled", choices=["sequence", "pooled", "cls", "mean"],
+                        help="with --fine-tune-layers: what the BertLayer returns")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +35,10 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_pretrained(args.model)
     config = model.config
+    depth = config.num_hidden_layers
+    if args.fine_tune_layers not in (None, "all") and args.fine_tune_layers > depth:  # a range the model sets
+        raise UsageError(f"--fine-tune-layers {args.fine_tune_layers} is more than the model's {depth} layers; "
+                         f"pass 0 to {depth}, or all")
     print(f"model: {args.model}")
     print(f"layers {config.num_hidden_layers}, hidden {config.hidden_size}, heads {config.num_attention_heads}, "
           f"intermediate {config.intermediate_size}, vocab {config.vocab_size}, "

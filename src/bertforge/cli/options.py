@@ -1,4 +1,5 @@
-"""Options that several commands share, each written once, and the types their values parse with.
+"""Options that several commands share, each written once, the types their values parse with,
+and how ``--help`` shows their defaults.
 
 Nothing here imports torch or the jobs: the parser is built on every run of
 ``bertforge``, ``--help`` included.
@@ -9,13 +10,67 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from bertforge.errors import BertforgeError
+from bertforge.errors import UsageError
+from bertforge.training.arguments import check_number, describe_range
 
 LONG_TEXT_MODES = ["truncate", "head-tail", "sliding-window"]
 POOLINGS = ["mean", "cls", "pooled"]
 UNKNOWN_LABELS = ["error", "drop"]
+
+
+@dataclass(frozen=True)
+class Number:
+    """An option's type: a number in a range, refused as the command line is read (exit 2).
+
+    The range is worded as the settings' own checks word theirs
+    (:func:`~bertforge.training.arguments.check_number`).
+
+    >>> Number(low=1, whole=True)("8"), Number(0, 1)("0.5")
+    (8, 0.5)
+    >>> Number(low=1, whole=True)("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a whole number of at least 1, got 0
+    >>> Number(0, 1)("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a number from 0 to 1, got nan
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    whole: bool = False
+
+    def __call__(self, text: str) -> int | float:
+        wanted = describe_range(self.low, self.high, low_open=self.low_open, high_open=self.high_open,
+                                whole=self.whole)
+        try:
+            value = int(text) if self.whole else float(text)
+            check_number("", value, self.low, self.high, low_open=self.low_open, high_open=self.high_open,
+                         whole=self.whole)
+        except ValueError:  # not a number, or out of the range (UsageError is a ValueError too)
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {_shown(text)}") from None
+        return value
+
+
+def _shown(text: str) -> str:
+    """A value as an error quotes it: a number as written, anything else in quotes."""
+    try:
+        float(text)
+    except ValueError:
+        return repr(text)
+    return text.strip()
+
+
+# The numbers most options take.
+COUNT = Number(low=1, whole=True)  # batch sizes, steps, answers kept: at least one
+POSITIVE = Number(low=0, low_open=True)  # tolerances, rates, durations: above zero
+FINITE = Number()  # a score or a threshold: any finite number, negative too
 
 
 def layers(value: str) -> int | str:
@@ -23,15 +78,31 @@ def layers(value: str) -> int | str:
 
     >>> layers("2"), layers("all")
     (2, 'all')
+    >>> layers("-1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a whole number of at least 0, or all; got '-1'
     """
-    return value if value == "all" else int(value)
+    if value == "all":
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 0, or all; got {value!r}")
+    return count
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in ``90``, ``90s``, ``20m``, ``1.5h`` or ``1h30m``.
+    """Seconds in ``90``, ``90s``, ``20m``, ``1.5h`` or ``1h30m``; anything else is bad usage.
 
     >>> parse_duration("20m"), parse_duration("1h30m"), parse_duration("45")
     (1200.0, 5400.0, 45.0)
+    >>> parse_duration("soon")
+    Traceback (most recent call last):
+    ...
+    bertforge.errors.UsageError: time budget 'soon' is not understood; write e.g. 90s, 20m, 1.5h or 1h30m
     """
     value = text.strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", value):
@@ -39,12 +110,47 @@ def parse_duration(text: str) -> float:
     else:
         parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", value)
         if not value or parts is None:
-            raise BertforgeError(f"time budget {text!r} is not understood; write e.g. 90s, 20m, 1.5h or 1h30m")
+            raise UsageError(f"time budget {text!r} is not understood; write e.g. 90s, 20m, 1.5h or 1h30m")
         hours, minutes, secs = (float(g) if g else 0.0 for g in parts.groups())
         seconds = hours * 3600 + minutes * 60 + secs
     if seconds <= 0:
-        raise BertforgeError(f"time budget {text!r} must be more than zero")
+        raise UsageError(f"time budget {text!r} must be more than zero")
     return seconds
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """``--help`` that ends each option's line with its default, once.
+
+    An option says ``(default: ...)`` in its own words where its value is worked out
+    later (None here: "half a window", "as the model was trained"); every other
+    option with a value of its own gets it appended. A flag's False and a None are
+    not defaults worth a word.
+
+    >>> parser = argparse.ArgumentParser(prog="x", formatter_class=DefaultsFormatter)
+    >>> _ = parser.add_argument("--rate", type=float, default=0.5, help="how fast")
+    >>> _ = parser.add_argument("--stride", type=int, help="step (default: half a window)")
+    >>> _ = parser.add_argument("--quiet", action="store_true", help="say less")
+    >>> print(parser.format_help())  # doctest: +NORMALIZE_WHITESPACE
+    usage: x [-h] [--rate RATE] [--stride STRIDE] [--quiet]
+    <BLANKLINE>
+    options:
+      -h, --help       show this help message and exit
+      --rate RATE      how fast (default: 0.5)
+      --stride STRIDE  step (default: half a window)
+      --quiet          say less
+    <BLANKLINE>
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "(default" in text or "%(default)" in text or default is None or default is argparse.SUPPRESS:
+            return text
+        if isinstance(default, bool) or action.nargs == 0:  # flags: on when given
+            return text
+        if not action.option_strings and action.nargs not in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return text  # a positional argument that must be given has no default to show
+        return f"{text} (default: %(default)s)"
 
 
 def time_budget(args: argparse.Namespace) -> float | None:
@@ -132,8 +238,8 @@ def add_tag_column(parser: argparse.ArgumentParser | argparse._ArgumentGroup) ->
     (-1, 'ner')
     """
     parser.add_argument("--tag-column", type=column_spec,
-                        help="word-tagged files: 0-based column of the tag in CoNLL (default: the last), "
-                             "or its key in JSONL (default: tags)")
+                        help="word-tagged files: 0-based column of the tag in CoNLL, or its key in JSONL "
+                             "(default: the last column; tags in JSONL)")
 
 
 def add_answers(parser: argparse.ArgumentParser | argparse._ArgumentGroup, saved: bool = True) -> None:
@@ -151,11 +257,11 @@ def add_answers(parser: argparse.ArgumentParser | argparse._ArgumentGroup, saved
     20
     """
     default = " (default: as the model was saved)" if saved else ""
-    parser.add_argument("--n-best", type=int, default=None if saved else 20,
+    parser.add_argument("--n-best", type=COUNT, default=None if saved else 20,
                         help="question answering: the best answers kept per question" + default)
-    parser.add_argument("--max-answer-length", type=int, default=None if saved else 30,
+    parser.add_argument("--max-answer-length", type=COUNT, default=None if saved else 30,
                         help="question answering: the longest answer, in word pieces" + default)
-    parser.add_argument("--null-threshold", type=float,
+    parser.add_argument("--null-threshold", type=FINITE,
                         help="question answering: answer nothing when the no-answer score beats the best answer's "
                              "by more than this" + (default or " (default: the best on the validation questions, "
                                                                "where some have no answer)"))
@@ -174,7 +280,9 @@ def add_unknown_labels(parser: argparse.ArgumentParser | argparse._ArgumentGroup
     >>> parser.parse_args([]).unknown_labels
     'error'
     """
-    parser.add_argument("--unknown-labels", choices=UNKNOWN_LABELS, default="error", help=help)
+    parser.add_argument("--unknown-labels", choices=UNKNOWN_LABELS, default="error",
+                        help=help or "a label training never saw: stop with its row (error), or leave the row "
+                                     "out (drop)")
 
 
 def add_pooling(parser: argparse.ArgumentParser, help: str) -> None:
@@ -188,26 +296,37 @@ def add_pooling(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--pooling", choices=POOLINGS, default="mean", help=help)
 
 
-def add_long_text(parser: argparse.ArgumentParser | argparse._ArgumentGroup, as_trained: bool = False) -> None:
-    """The one long-text setting of finetune, evaluate, predict and embed.
+def add_long_text(parser: argparse.ArgumentParser | argparse._ArgumentGroup, as_trained: bool = False,
+                  aggregate: bool = True) -> None:
+    """The one long-text setting of finetune, evaluate, predict and embed; ``as_trained``: of a
+    fine-tuned model (defaults: as it was trained); ``aggregate``: offer ``--window-aggregate``
+    (not where the windows are always averaged, as embed's are).
 
     >>> parser = argparse.ArgumentParser()
     >>> add_long_text(parser)
     >>> args = parser.parse_args(["--stride", "64"])
     >>> args.long_text, args.stride, args.window_aggregate
     (None, 64, None)
+    >>> parser = argparse.ArgumentParser()
+    >>> add_long_text(parser, aggregate=False)
+    >>> long_text(parser.parse_args(["--stride", "64"]))
+    LongText(mode='sliding-window', stride=64, aggregate='mean')
     """
-    default = " (default: as the model was trained)" if as_trained else " (default: truncate)"
+    trained = " (default: as the model was trained)"
     parser.add_argument("--long-text", choices=LONG_TEXT_MODES,
                         help="texts longer than the window: keep the start, a quarter from the start and the "
-                             "rest from the end, or windows every --stride tokens" + default)
-    parser.add_argument("--stride", "--doc-stride", type=int,
-                        help="sliding-window: tokens between window starts (default: half a window); word tagging: "
-                             "words between window starts; question answering: passage pieces between window "
-                             "starts (default: 128, or half the room a question leaves; the step, not the overlap "
-                             "run_qa.py calls its stride)")
-    parser.add_argument("--window-aggregate", choices=["mean", "max"],
-                        help="sliding-window: combine the windows' logits by mean or max" + default)
+                             "rest from the end, or windows every --stride tokens"
+                             + (trained if as_trained else " (default: truncate)"))
+    parser.add_argument("--stride", "--doc-stride", type=COUNT,
+                        help="sliding-window: tokens between window starts; word tagging: words between window "
+                             "starts; question answering: passage pieces between window starts, the step, not "
+                             "the overlap run_qa.py calls its stride"
+                             + (trained if as_trained else " (default: half a window; for question answering "
+                                                           "128, or half the room a question leaves)"))
+    if aggregate:
+        parser.add_argument("--window-aggregate", choices=["mean", "max"],
+                            help="sliding-window: combine the windows' logits by mean or max"
+                                 + (trained if as_trained else " (default: mean)"))
 
 
 def long_text(args: argparse.Namespace):
@@ -222,10 +341,11 @@ def long_text(args: argparse.Namespace):
     """
     from bertforge.text.long_text import LongText
 
-    if args.long_text is None and args.stride is None and args.window_aggregate is None:
+    aggregate = getattr(args, "window_aggregate", None)  # a command without the option averages
+    if args.long_text is None and args.stride is None and aggregate is None:
         return None
     mode = args.long_text or ("sliding-window" if args.stride is not None else "truncate")
-    return LongText(mode, args.stride, args.window_aggregate or "mean")
+    return LongText(mode, args.stride, aggregate or "mean")
 
 
 def add_inference(parser: argparse.ArgumentParser) -> None:
@@ -237,6 +357,6 @@ def add_inference(parser: argparse.ArgumentParser) -> None:
     >>> args.batch_size, args.device, args.long_text
     (8, 'cpu', None)
     """
-    parser.add_argument("--batch-size", type=int, help="texts per model run (default: 128; 32 for ONNX)")
-    parser.add_argument("--device")
+    parser.add_argument("--batch-size", type=COUNT, help="texts per model run (default: 128; 32 for ONNX)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)")
     add_long_text(parser, as_trained=True)

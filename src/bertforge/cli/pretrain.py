@@ -13,7 +13,6 @@ SUMMARY = "pretrain a BERT from scratch on your text"
 EPILOG = ("example: bertforge pretrain poe.txt --vocab runs/poe-vocab --out runs/poe-bert "
           "--preset mini --time-budget 20m   (several GPUs: torchrun --nproc-per-node 4 -m bertforge "
           "pretrain ...)")
-SHOW_DEFAULTS = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     The defaults are written here as well as on the settings, because reading them
     from ``bertforge.apps.pretrain`` would import torch for every ``--help``;
-    ``tests/test_cli.py`` holds the two equal.
+    ``tests/test_cli.py`` holds the two equal. The numbers' ranges are the settings'
+    own checks (exit 2 before the vocabulary is opened).
 
     >>> parser = argparse.ArgumentParser()
     >>> add_arguments(parser)
@@ -36,14 +36,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--preset", default="mini", choices=["tiny", "mini", "small", "medium", "base", "large"],
                        help="2x128, 4x256, 4x512, 8x512, 12x768, 24x1024 (layers x hidden)")
-    model.add_argument("--layers", type=int)
-    model.add_argument("--heads", type=int, help="default hidden / 64")
-    model.add_argument("--hidden", type=int)
-    model.add_argument("--intermediate", type=int, help="default 4 x hidden")
-    model.add_argument("--seq-len", type=int, default=128)
-    model.add_argument("--dropout", type=float, help="hidden and attention dropout (default 0.1)")
+    model.add_argument("--layers", type=int, help="encoder blocks (default: the preset's)")
+    model.add_argument("--heads", type=int, help="attention heads (default: hidden / 64)")
+    model.add_argument("--hidden", type=int, help="hidden size (default: the preset's)")
+    model.add_argument("--intermediate", type=int, help="feed-forward size (default: 4 x hidden)")
+    model.add_argument("--seq-len", type=int, default=128, help="sequence length in tokens, at most 512")
+    model.add_argument("--dropout", type=float, help="hidden and attention dropout (default: 0.1)")
     data = parser.add_argument_group("data and objectives")
-    data.add_argument("--mask-rate", type=float, default=0.15)
+    data.add_argument("--mask-rate", type=float, default=0.15, help="share of the tokens the masked LM predicts")
     data.add_argument("--whole-word-masking", action="store_true", help="mask all pieces of a word together")
     data.add_argument("--pair-objective", choices=["nsp", "sop", "none"], default="nsp",
                       help="next-sentence prediction, sentence-order prediction, or none (sequences packed full)")
@@ -59,25 +59,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--workers", type=int, help="processes for sentence splitting (default: all cores)")
     training = parser.add_argument_group("training")
     training.add_argument("--batch-size", type=int, default=32, help="sequences per step, all processes together")
-    training.add_argument("--learning-rate", type=float, default=5e-4)
-    training.add_argument("--weight-decay", type=float, default=0.01)
-    training.add_argument("--warmup-ratio", type=float, default=0.06)
-    training.add_argument("--max-grad-norm", type=float, default=1.0, help="0 turns clipping off")
-    training.add_argument("--gradient-accumulation", type=int, default=1)
+    training.add_argument("--learning-rate", type=float, default=5e-4, help="AdamW's peak learning rate")
+    training.add_argument("--weight-decay", type=float, default=0.01, help="AdamW's weight decay")
+    training.add_argument("--warmup-ratio", type=float, default=0.06,
+                          help="share of the steps the learning rate warms up over, then decays linearly")
+    training.add_argument("--max-grad-norm", type=float, default=1.0, help="clip gradients to this norm; 0 turns "
+                                                                           "clipping off")
+    training.add_argument("--gradient-accumulation", type=int, default=1, help="batches added up into one step")
     ends = training.add_mutually_exclusive_group()
-    ends.add_argument("--max-steps", type=int)
-    ends.add_argument("--epochs", type=int)
+    ends.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    ends.add_argument("--epochs", type=int, help="passes over the corpus (default: 1 when no other end is given)")
     ends.add_argument("--time-budget", help="train until this much time has passed: 90s, 20m, 1.5h")
     training.add_argument("--eval-every", type=int, default=500, help="steps between held-out evaluations")
     training.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
-    training.add_argument("--log-every", type=int, default=50)
+    training.add_argument("--log-every", type=int, default=50, help="steps between lines in the training log")
     training.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                           help="auto: bf16 on a GPU, fp32 on a CPU")
     training.add_argument("--compile", action="store_true",
                           help="run the model through torch.compile (for GPUs: on a CPU the uncompiled model "
                                "with its own attention is faster)")
-    training.add_argument("--device", help="cpu or cuda; None means a GPU when there is one")
-    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--compile-mode", default="auto",
+                          choices=["auto", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"],
+                          help="with --compile: torch.compile's mode (auto: the fastest measured on the device)")
+    training.add_argument("--device", help="cpu or cuda (default: a GPU when there is one)")
+    training.add_argument("--seed", type=int, default=0, help="initial weights, masking and the held-out split")
     training.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     training.add_argument("--overwrite", action="store_true",
                           help="replace what --out holds (an earlier model) with this run's model")
@@ -102,6 +107,7 @@ def settings(args: argparse.Namespace):
         log_every=args.log_every, text_format=args.text_format, split_clauses=args.split_clauses,
         doc_per_line=args.doc_per_line,
         shards_dir=args.shards, workers=args.workers, precision=args.precision, compile=args.compile,
+        compile_mode=args.compile_mode,
         device=args.device, seed=args.seed, resume=args.resume, overwrite=args.overwrite,
         keep_checkpoint=args.keep_checkpoint, progress=not args.quiet,
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from bertforge.cli.options import add_pooling
+from bertforge.cli.options import COUNT, POSITIVE, Number, add_pooling
 from bertforge.serving.guard import (DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEP_ALIVE,
                                      DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES)
 from bertforge.serving.limits import (DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, DEFAULT_MAX_BATCH_TOKENS,
@@ -16,7 +16,6 @@ NAME = "serve"
 SUMMARY = "serve a model over HTTP (predict, embed, health)"
 EPILOG = ("example: bertforge serve --model runs/trec --port 8000, then: curl -H 'Content-Type: "
           "application/json' -d '{\"texts\": [\"Who wrote The Raven ?\"]}' http://127.0.0.1:8000/predict")
-SHOW_DEFAULTS = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,35 +30,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model directory: a fine-tuned classifier, or any encoder")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on; anything but loopback lets other machines in")
-    parser.add_argument("--port", type=int, default=8000, help="TCP port (0: any free port)")
+    parser.add_argument("--port", type=Number(0, 65535, whole=True), default=8000, help="TCP port (0: any free port)")
     add_pooling(parser, help="pooling for /embed")
     parser.add_argument("--normalize", action="store_true",
                         help="unit-length embeddings unless a request says otherwise")
-    parser.add_argument("--max-length", type=int, help="truncate texts to this many tokens (default: the "
+    parser.add_argument("--max-length", type=Number(low=3, whole=True), help="truncate texts to this many tokens (default: the "
                                                        "classifier's training length, else the model's positions)")
-    parser.add_argument("--max-texts", type=int, default=DEFAULT_MAX_TEXTS, help="texts per request (more: 413)")
-    parser.add_argument("--max-text-bytes", type=int, default=DEFAULT_MAX_TEXT_BYTES,
+    parser.add_argument("--max-texts", type=COUNT, default=DEFAULT_MAX_TEXTS, help="texts per request (more: 413)")
+    parser.add_argument("--max-text-bytes", type=COUNT, default=DEFAULT_MAX_TEXT_BYTES,
                         help="UTF-8 bytes per text (more: 413)")
-    parser.add_argument("--max-request-tokens", type=int,
+    parser.add_argument("--max-request-tokens", type=COUNT,
                         help="tokens one request may run through the model, every window of a long text counted "
                              "(more: 413; default: --max-texts full windows)")
-    parser.add_argument("--max-batch-tokens", type=int, default=DEFAULT_MAX_BATCH_TOKENS,
+    parser.add_argument("--max-batch-tokens", type=COUNT, default=DEFAULT_MAX_BATCH_TOKENS,
                         help="most tokens in one model run; a larger request runs in parts, and short requests "
                              "go between them")
-    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH,
+    parser.add_argument("--max-batch", type=COUNT, default=DEFAULT_MAX_BATCH,
                         help="most texts gathered from concurrent requests into one model run")
-    parser.add_argument("--batch-wait-ms", type=float, default=DEFAULT_BATCH_WAIT_MS,
+    parser.add_argument("--batch-wait-ms", type=Number(low=0), default=DEFAULT_BATCH_WAIT_MS,
                         help="how long a lone request waits for others to join its batch")
-    parser.add_argument("--header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT,
+    parser.add_argument("--header-timeout", type=POSITIVE, default=DEFAULT_HEADER_TIMEOUT,
                         help="seconds a client has to send a request's line and headers (then 408 and closed)")
-    parser.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT,
+    parser.add_argument("--body-timeout", type=POSITIVE, default=DEFAULT_BODY_TIMEOUT,
                         help="seconds a client has to send a request's body (then 408)")
-    parser.add_argument("--keep-alive", type=float, default=DEFAULT_KEEP_ALIVE,
+    parser.add_argument("--keep-alive", type=POSITIVE, default=DEFAULT_KEEP_ALIVE,
                         help="seconds an idle connection is kept open between requests")
-    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
+    parser.add_argument("--max-connections", type=COUNT, default=DEFAULT_MAX_CONNECTIONS,
                         help="open connections at once; beyond it the one waiting longest for its headers is "
                              "closed, or 503 when all are busy; kept below the file-descriptor limit")
-    parser.add_argument("--max-header-bytes", type=int, default=DEFAULT_MAX_HEADER_BYTES,
+    parser.add_argument("--max-header-bytes", type=COUNT, default=DEFAULT_MAX_HEADER_BYTES,
                         help="bytes of a request's line and headers (more: 431)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)")
     parser.add_argument("--no-access-log", action="store_true", help="do not log every request")

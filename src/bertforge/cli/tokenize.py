@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from bertforge.cli.options import Number
+
 NAME = "tokenize"
 SUMMARY = "show the tokens and features of a text"
 EPILOG = 'example: bertforge tokenize ./all-MiniLM-L6-v2 "How far is it from Denver to Aspen ?"'
@@ -20,9 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ('Who?', 'Poe.', 32)
     """
     parser.add_argument("model", help="model directory (or a folder with vocab.txt)")
-    parser.add_argument("text")
+    parser.add_argument("text", help="the text (the first of a pair)")
     parser.add_argument("text_b", nargs="?", default=None, help="second text of a pair")
-    parser.add_argument("--max-seq-length", type=int, default=32)
+    # [CLS], one word piece and [SEP]: the shortest features that keep any of the text.
+    parser.add_argument("--max-seq-length", type=Number(low=3, whole=True), default=32,
+                        help="feature length: longer texts are truncated, shorter ones padded")
 
 
 def run(args: argparse.Namespace) -> int:

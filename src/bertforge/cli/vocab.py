@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from bertforge.cli.options import COUNT
+
 NAME = "vocab"
 SUMMARY = "train a WordPiece vocabulary on a corpus"
 EPILOG = "example: bertforge vocab poe.txt --vocab-size 8000 --cased --out runs/poe-vocab"
-SHOW_DEFAULTS = True
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,11 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     (['poe.txt'], 8000, True, 2)
     """
     parser.add_argument("corpus", nargs="+", help="text files, folders or globs (.gz too)")
-    parser.add_argument("--vocab-size", type=int, default=30522)
+    parser.add_argument("--vocab-size", type=COUNT, default=30522,
+                        help="tokens in the vocabulary, special tokens and single characters included")
     parser.add_argument("--cased", action="store_true", help="keep upper case (default: lower-case everything)")
-    parser.add_argument("--min-frequency", type=int, default=2, help="rarest pair the trainer will merge")
+    parser.add_argument("--min-frequency", type=COUNT, default=2,
+                        help="times a pair must occur for the trainer to merge it")
     parser.add_argument("--out", required=True, help="directory for vocab.txt and tokenizer.json")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,10 +14,15 @@ The work is split in two so that every epoch is both fresh and replayable:
 The random draws are made for the whole global batch and each process keeps its
 rows, so one process and N data-parallel processes see the same examples with
 the same masks.
+
+With ``fixed_shapes`` (a compiled step) each batch is padded to one of a few
+shapes (:class:`ShapeBuckets`): the same examples and masks, more padding, and a
+graph per shape that is compiled once and replayed.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -105,6 +110,68 @@ class Vocabulary:
         replacement = np.array([i for i in range(size) if i not in special], dtype=np.int64)
         return cls(tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id, tokenizer.mask_id, size,
                    replacement, tokenizer.continuation_mask())
+
+
+@dataclass(frozen=True)
+class ShapeBuckets:
+    """The few shapes a batch of ``rows`` sequences is padded to, so a compiled step
+    (and its CUDA graph) is made once per shape and then replayed.
+
+    - the width: the longest row rounded up to a quarter of the sequence length
+      (a multiple of 8, which tensor cores like);
+    - the real tokens, rounded up to an eighth of ``rows x width`` (the token list is
+      filled with padding positions: ``Unpadding.fill_to``); a batch without padding
+      keeps its own, faster, layout;
+    - the labelled tokens: the most ``mask_rate`` can label in that many tokens (a
+      multiple of 8), so the count of a batch never changes the shape (fillers the
+      loss ignores: ``TokenSelection``'s ``capacity``). Whole-word masking can label
+      more; such a batch gets a shape of its own.
+
+    Per shape the extra work is at most an eighth of the dense work (on average half
+    that) and a few more masked-LM rows than the batch has.
+
+    >>> buckets = ShapeBuckets(seq_len=128, rows=32, mask_rate=0.15, pairs=True)
+    >>> buckets.width(70), buckets.tokens(1800, 96), buckets.labels(1920, 300), buckets.query_width(96)
+    (96, 1920, 312, 15)
+    """
+
+    seq_len: int
+    rows: int
+    mask_rate: float
+    pairs: bool
+    width_steps: int = 4
+    token_steps: int = 8
+
+    @property
+    def width_step(self) -> int:
+        share = -(-self.seq_len // self.width_steps)
+        return min(self.seq_len, -(-share // 8) * 8)
+
+    def width(self, longest: int) -> int:
+        step = self.width_step
+        return min(self.seq_len, -(-longest // step) * step)
+
+    def tokens(self, real: int, width: int) -> int:
+        grid = self.rows * width
+        step = -(-grid // self.token_steps)
+        return min(grid, -(-real // step) * step)
+
+    def labels(self, tokens: int, real: int) -> int:
+        """Room for the labelled tokens among ``tokens``: each row labels
+        max(1, round(mask_rate x its candidates)), at most mask_rate x candidates + 1,
+        and has at least two special tokens."""
+        bound = math.ceil(self.mask_rate * max(0, tokens - 2 * self.rows) + self.rows)
+        return -(-max(bound, real) // 8) * 8
+
+    def query_width(self, width: int) -> int:
+        """Room per row in the last layer's query grid: a row's labelled tokens and its [CLS]."""
+        return max(1, math.floor(self.mask_rate * (width - 2) + 0.5)) + (1 if self.pairs else 0)
+
+    @property
+    def count(self) -> int:
+        """How many shapes there can be (each width: a token count per eighth, and full rows)."""
+        widths = -(-self.seq_len // self.width_step)
+        return widths * (self.token_steps + 1)
 
 
 # -- documents held out for evaluation --------------------------------------------------
@@ -195,7 +262,9 @@ class PretrainingBatches:
 
     ``batch_size`` is the global batch: with ``world_size`` processes each yields
     its ``batch_size / world_size`` rows of it. ``held_out`` picks the documents:
-    False for training, True for the held-out evaluation documents.
+    False for training, True for the held-out evaluation documents. ``fixed_shapes``
+    pads the training batches to the shapes of :attr:`buckets`, for a compiled step
+    (evaluation batches keep their own shapes: they run uncompiled).
 
     >>> import tempfile
     >>> from pathlib import Path
@@ -215,7 +284,7 @@ class PretrainingBatches:
 
     def __init__(self, shards: ShardSet, vocabulary: Vocabulary, settings: MaskingSettings, batch_size: int,
                  seed: int = 0, held_out_fraction: float = 0.01, held_out: bool = False, rank: int = 0,
-                 world_size: int = 1):
+                 world_size: int = 1, fixed_shapes: bool = False):
         if batch_size < 1 or batch_size % world_size:
             raise BertforgeError(f"batch size {batch_size} must be a positive multiple of the "
                                  f"{world_size} processes")
@@ -226,6 +295,8 @@ class PretrainingBatches:
         self.rank, self.world_size = rank, world_size
         self.local_batch = batch_size // world_size
         self.held_out = held_out
+        self.fixed_shapes = fixed_shapes  # read by the training loop: compile for static shapes
+        self.buckets = ShapeBuckets(settings.seq_len, self.local_batch, settings.mask_rate, settings.pairs)
         self.documents = [held if held_out else ~held for held in held_out_documents(shards, held_out_fraction, seed)]
         self.chunks = self._plan()
         if settings.pair_objective == "nsp":
@@ -275,7 +346,7 @@ class PretrainingBatches:
             order = np.resize(order, self.batch_size)
         for batch in range(start, len(self)):
             rows = order[batch * self.batch_size:(batch + 1) * self.batch_size]
-            yield self.make_batch(rows, np.random.default_rng([self.seed, 2, epoch, batch]))
+            yield self.make_batch(rows, np.random.default_rng([self.seed, 2, epoch, batch]), self.fixed_shapes)
 
     def evaluation_batches(self, max_sequences: int | None = None) -> Iterator[dict[str, torch.Tensor]]:
         """Every sequence once (up to ``max_sequences``), in planned order, with the same
@@ -287,8 +358,10 @@ class PretrainingBatches:
 
     # -- one batch -----------------------------------------------------------------------
 
-    def make_batch(self, chunk_rows: np.ndarray, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        """The batch of these chunks: every draw is made for the global batch, then sliced."""
+    def make_batch(self, chunk_rows: np.ndarray, rng: np.random.Generator,
+                   fixed_shapes: bool = False) -> dict[str, torch.Tensor]:
+        """The batch of these chunks: every draw is made for the global batch, then sliced.
+        ``fixed_shapes``: padded to its bucket's shapes, with the same examples and masks."""
         size, length = len(chunk_rows), self.settings.seq_len
         pair_draws = rng.random((size, 4))
         mask_draws = rng.random((size, length, 2))
@@ -302,19 +375,30 @@ class PretrainingBatches:
             sequences.append(ids)
             boundaries.append(boundary)
             labels.append(label)
-        input_ids, input_mask, segment_ids = _pad(sequences, boundaries, self.vocabulary.pad_id)
+        buckets = self.buckets if fixed_shapes else None
+        longest = max((len(ids) for ids in sequences), default=1)
+        input_ids, input_mask, segment_ids = _pad(sequences, boundaries, self.vocabulary.pad_id,
+                                                  buckets.width(longest) if buckets else longest)
+        # Masks are drawn per row over its own tokens: extra padding changes none of them.
         mlm_labels = self._mask(input_ids, input_mask, mask_draws[local], replacement_draws[local])
         mask = torch.from_numpy(input_mask)
         # The layout and the labelled positions are worked out here, on the CPU, so a
         # model on a GPU never has to read them back (see padding.Unpadding).
         unpadding = Unpadding.from_mask(mask)
         real_labels = mlm_labels.reshape(-1)[unpadding.indices.numpy()]
+        labelled = torch.from_numpy(np.flatnonzero(real_labels != IGNORE_INDEX))
+        capacity = width = None
+        if buckets is not None:
+            real_tokens = unpadding.indices.numel()
+            unpadding = unpadding.fill_to(buckets.tokens(real_tokens, input_ids.shape[1]))
+            capacity = buckets.labels(unpadding.indices.numel(), len(labelled))
+            width = buckets.query_width(input_ids.shape[1])
         batch = {"input_ids": torch.from_numpy(input_ids), "input_mask": mask,
                  "segment_ids": torch.from_numpy(segment_ids), "masked_lm_labels": torch.from_numpy(mlm_labels),
                  "unpadding": unpadding,
                  "prediction_tokens": TokenSelection.for_predictions(
-                     torch.from_numpy(np.flatnonzero(real_labels != IGNORE_INDEX)), unpadding.cu_seqlens,
-                     include_first=self.settings.pairs)}
+                     labelled, unpadding.cu_seqlens, include_first=self.settings.pairs, capacity=capacity,
+                     width=width)}
         if self.settings.pairs:
             batch["next_sentence_label"] = torch.tensor(labels, dtype=torch.long)
         return batch
@@ -424,9 +508,8 @@ class PretrainingBatches:
         return chosen
 
 
-def _pad(sequences: list[np.ndarray], boundaries: list[int], pad_id: int):
-    """Right-pad to the longest sequence; segment 1 from each boundary on."""
-    width = max((len(s) for s in sequences), default=1)
+def _pad(sequences: list[np.ndarray], boundaries: list[int], pad_id: int, width: int):
+    """Right-pad to ``width`` (at least the longest sequence); segment 1 from each boundary on."""
     input_ids = np.full((len(sequences), width), pad_id, dtype=np.int64)
     input_mask = np.zeros((len(sequences), width), dtype=np.int64)
     segment_ids = np.zeros((len(sequences), width), dtype=np.int64)

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 
 from bertforge.errors import BertforgeError
-from bertforge.evaluation.records import is_number, sorted_sweep_rows
+from bertforge.evaluation.records import is_metric, is_number, sorted_sweep_rows
 from bertforge.files import replacing
 
 
@@ -55,14 +55,23 @@ def _short(label: str, width: int = 24) -> str:
 _X_KEYS = ("step", "epoch")
 
 
-def _numeric_series(history: list[dict]) -> tuple[str, dict[str, tuple[list[float], list[float]]]]:
-    """The x-axis name and, per numeric key, the (x, y) points where it was logged."""
+def learning_curve_series(history: list[dict]) -> tuple[str, dict[str, tuple[list[float], list[float]]]]:
+    """The x-axis name and, per metric (:func:`~bertforge.evaluation.records.is_metric`:
+    counters such as ``tokens`` or ``val_num_examples`` are left out), the (x, y) points
+    where it was logged.
+
+    >>> rows = [{"step": 10, "train_loss": 0.9, "tokens": 640},
+    ...         {"step": 20, "val_loss": 0.6, "val_accuracy": 0.75, "val_num_examples": 40}]
+    >>> x_name, series = learning_curve_series(rows)
+    >>> x_name, sorted(series), series["val_accuracy"]
+    ('step', ['train_loss', 'val_accuracy', 'val_loss'], ([20.0], [0.75]))
+    """
     x_key = next((key for key in _X_KEYS if all(is_number(row.get(key)) for row in history)), None)
     series: dict[str, tuple[list[float], list[float]]] = {}
     for index, row in enumerate(history):
         x = float(row[x_key]) if x_key else float(index + 1)
         for key, value in row.items():
-            if key in _X_KEYS or not is_number(value) or not math.isfinite(value):
+            if not is_metric(key) or not is_number(value) or not math.isfinite(value):
                 continue  # validation metrics appear only on some rows; skip the gaps
             xs, ys = series.setdefault(key, ([], []))
             xs.append(x)
@@ -81,7 +90,9 @@ def _panel_name(key: str) -> str:
 
 
 def plot_learning_curves(history: list[dict], path: str | os.PathLike) -> Path | None:
-    """Plot every numeric series in ``history`` against the step; ``None`` if there is none.
+    """Plot every metric in ``history`` against the step; ``None`` if there is none.
+    Counters and clocks (step, epoch, tokens, seconds, ``val_num_examples``...) are not
+    curves to read: :func:`learning_curve_series` says which keys are plotted.
 
     Series of one quantity (``train_loss`` and ``val_loss``; ``train_accuracy`` and
     ``val_accuracy``) share a panel; every other series gets its own.
@@ -91,7 +102,7 @@ def plot_learning_curves(history: list[dict], path: str | os.PathLike) -> Path |
     >>> plot_learning_curves(rows, Path(tempfile.mkdtemp()) / "curves.png").name
     'curves.png'
     """
-    x_name, series = _numeric_series(list(history or []))
+    x_name, series = learning_curve_series(list(history or []))
     if not series:
         return None
     panels: dict[str, list[str]] = {}

@@ -1,4 +1,5 @@
-"""Run records as tables and plots read them: which values are numbers, and the sweep's order.
+"""Run records as tables and plots read them: which values are numbers, which keys are
+metrics, and the sweep's order.
 
 A training history and a layer sweep are lists of dicts. Both the markdown
 tables (:mod:`bertforge.evaluation.report`) and the figures
@@ -26,6 +27,32 @@ def is_number(value) -> bool:
     (True, True, False, False)
     """
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+# What a history row holds besides scores: counters, clocks and settings the loop logs
+# (step, epoch, tokens, elapsed_s, learning_rate, val_num_examples, masked_tokens...).
+# A key is one of these when its name, without a split prefix, is listed, or begins
+# or ends with a listed part; every other numeric key is a metric (loss, accuracy, f1...).
+SPLIT_PREFIXES = ("train_", "val_", "eval_", "test_")
+_COUNTED = ("steps", "epochs", "tokens", "words", "entities", "sentences", "sequences", "examples", "samples",
+            "batches", "rows", "total", "count", "size", "seconds", "threshold")
+COUNTER_NAMES = frozenset(_COUNTED + ("step", "epoch", "support", "predicted", "elapsed", "time",
+                                      "learning_rate", "lr"))
+COUNTER_PREFIXES = ("num_", "n_", "total_")
+COUNTER_SUFFIXES = tuple(f"_{name}" for name in _COUNTED) + ("_step", "_epoch", "_s", "_per_second")
+
+
+def is_metric(key: str) -> bool:
+    """Whether a history key scores the model (a curve to plot) rather than counts or times the run.
+
+    >>> [key for key in ("train_loss", "val_accuracy", "val_macro_f1", "perplexity", "val_num_examples",
+    ...                  "step", "epoch", "tokens", "tokens_per_second", "elapsed_s", "learning_rate",
+    ...                  "val_masked_tokens", "val_correct_entities", "val_best_f1", "val_best_f1_threshold")
+    ...  if is_metric(key)]
+    ['train_loss', 'val_accuracy', 'val_macro_f1', 'perplexity', 'val_best_f1']
+    """
+    name = next((key[len(prefix):] for prefix in SPLIT_PREFIXES if key.startswith(prefix)), key)
+    return not (name in COUNTER_NAMES or name.startswith(COUNTER_PREFIXES) or name.endswith(COUNTER_SUFFIXES))
 
 
 def _layer_order(layers) -> tuple:

@@ -23,6 +23,8 @@ from torch import nn
 
 from bertforge.errors import BertforgeError
 from bertforge.files import make_readable, replacing, unreadable_reason, write_text_atomically
+# Finding the folder needs no torch; it lives apart so an exported folder opens without it.
+from bertforge.io.model_paths import resolve_model_dir  # noqa: F401 (importable from here as before)
 from bertforge.model.bert import PreTrainedBert
 from bertforge.text.vocab_files import WEIGHT_FILES
 
@@ -51,33 +53,6 @@ class LoadReport:
 
 
 # -- finding the files --------------------------------------------------------------
-
-
-def resolve_model_dir(path: str | os.PathLike) -> Path:
-    """A local model directory, or a Hub model id fetched when that is possible."""
-    local = Path(path).expanduser()
-    if local.is_dir():
-        return local
-    if local.is_file():
-        return local.parent
-    text = str(path)
-    looks_like_hub_id = re.fullmatch(r"[\w.-]+(/[\w.-]+)?", text) is not None and not text.startswith(".")
-    if not looks_like_hub_id:
-        raise BertforgeError(f"{text}: no such model directory; pass a folder with config.json and model weights")
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        raise BertforgeError(
-            f"{text}: not a local directory; pass a local model directory, or install "
-            "'bertforge[hub]' to fetch Hub model ids when online"
-        ) from None
-    try:
-        return Path(snapshot_download(text, allow_patterns=["*.json", "*.txt", "*.safetensors"]))
-    except Exception as error:  # network, auth, or unknown id: the user's fix is the same
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise BertforgeError(
-            f"{text}: could not fetch from the Hub ({reason}); pass a local model directory"
-        ) from None
 
 
 def read_state_dict(directory: Path) -> tuple[dict[str, torch.Tensor], Path]:

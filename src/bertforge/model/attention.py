@@ -13,7 +13,10 @@ Three kernels compute the same thing, each where it is fastest:
   ``(batch, length)`` grid, with a key mask.
 
 Each takes either every token as a query (``queries`` None) or only the
-``queries`` selection, whose keys and values still cover the whole row.
+``queries`` selection, whose keys and values still cover the whole row. A token
+list filled to a fixed size (``Unpadding.fill_to``) always takes the padded grid:
+its padding tokens are masked out there as keys, which the other two kernels,
+made for the real tokens only, would not do.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def attend(projected: torch.Tensor, query_states: torch.Tensor | None, layout: T
     >>> tuple(attend(qkv, None, layout, None, heads=2, dropout_p=0.0).shape)
     (5, 8)
     """
+    if layout.filled:
+        return _padded(projected, query_states, layout, queries, heads, dropout_p)
     if dropout_p and draws_own_masks(projected):
         return GroupedAttention.apply(projected, query_states, _plan(layout, queries), heads, dropout_p)
     if not dropout_p and projected.dtype in HALF_PRECISION and _variable_length_ready(layout, projected):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,3 +200,18 @@ def check_vocabulary(tokenizer_size: int, config: BertConfig, where: str) -> Non
             f"{where}: the vocabulary has {tokenizer_size} tokens but the model's embeddings hold "
             f"{config.vocab_size}; the vocab does not belong to this model"
         )
+
+
+def check_max_length(max_length) -> None:
+    """One line unless ``max_length`` is a whole number of at least 3 ([CLS], one token, [SEP]).
+
+    >>> check_max_length(128)  # fine: nothing to say
+    >>> check_max_length(2.5)
+    Traceback (most recent call last):
+    ...
+    bertforge.errors.BertforgeError: max_length=2.5 is not understood; pass a whole number of at least 3 ([CLS], one token, [SEP])
+    """
+    # numbers.Integral takes numpy's integers too, without importing numpy here.
+    if isinstance(max_length, bool) or not isinstance(max_length, numbers.Integral) or max_length < 3:
+        raise BertforgeError(f"max_length={max_length!r} is not understood; pass a whole number of at "
+                             "least 3 ([CLS], one token, [SEP])")

@@ -82,7 +82,10 @@ class PreTrainingOutput:
     with labels it covers only the labelled positions (``masked_positions``, flat in
     ``batch * length``), and ``sequence_output`` is not computed. ``loss_terms``: each
     part of ``loss`` as ``(mean, count)``, the number of items it is the mean of, so a
-    data-parallel loop can weigh every masked token of the global batch alike.
+    data-parallel loop can weigh every masked token of the global batch alike. With a
+    selection filled to a fixed size (``TokenSelection``'s ``capacity``) the logits
+    include the fillers' rows, and the count, a 0-d tensor then, is the real labelled
+    tokens alone.
     """
 
     loss: torch.Tensor | None = None
@@ -93,7 +96,7 @@ class PreTrainingOutput:
     masked_positions: torch.Tensor | None = None
     sequence_output: torch.Tensor | None = None
     pooled_output: torch.Tensor | None = None
-    loss_terms: tuple[tuple[torch.Tensor, int], ...] | None = None
+    loss_terms: tuple[tuple[torch.Tensor, int | torch.Tensor], ...] | None = None
 
 
 @dataclass
@@ -106,7 +109,7 @@ class MaskedLMOutput:
     mlm_loss: torch.Tensor | None = None
     masked_positions: torch.Tensor | None = None
     sequence_output: torch.Tensor | None = None
-    loss_terms: tuple[tuple[torch.Tensor, int], ...] | None = None
+    loss_terms: tuple[tuple[torch.Tensor, int | torch.Tensor], ...] | None = None
 
 
 @dataclass
@@ -140,7 +143,7 @@ class _MaskedLMPass(NamedTuple):
 
     prediction_logits: torch.Tensor
     mlm_loss: torch.Tensor | None
-    mlm_count: int  # the labelled tokens mlm_loss is the mean over
+    mlm_count: int | torch.Tensor  # the labelled tokens mlm_loss is the mean over (fillers not counted)
     masked_positions: torch.Tensor | None
     first_tokens: torch.Tensor | None  # each row's [CLS] state, for a pair head's pooler
     sequence_output: torch.Tensor | None
@@ -191,10 +194,12 @@ class _PretrainingBase(PreTrainedBert):
             selection = _prediction_tokens(layout, labels, masked_lm_positions, self.pair_head)
         selected = self.bert.encoder(tokens, layout, last_layer_tokens=selection)
         positions = selection.flat.index_select(0, selection.labelled)
+        # A filled selection's fillers read a token without a label: the loss ignores them.
         logits, loss = _masked_lm_loss(self.cls.predictions, selected.index_select(0, selection.labelled),
                                        labels.index_select(0, positions))
         first = selected.index_select(0, selection.firsts) if self.pair_head else None
-        return _MaskedLMPass(logits, loss, positions.numel(), layout.padded_positions(positions), first, None)
+        count = positions.numel() if selection.labelled_count is None else selection.labelled_count
+        return _MaskedLMPass(logits, loss, count, layout.padded_positions(positions), first, None)
 
 
 class BertForPreTraining(_PretrainingBase):

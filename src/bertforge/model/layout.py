@@ -7,6 +7,10 @@ entirely; attention alone needs the ``(batch, length)`` layout back. The moves
 live here, in one place, so the fast path stays visible: ``Unpadding`` (where the
 real tokens sit), ``TokenLayout`` (how a batch flows through the encoder) and
 ``TokenSelection`` (the tokens a last layer computes when only some are read).
+
+Both can also be made to a fixed size (``Unpadding.fill_to``, ``TokenSelection``'s
+``capacity``), padded with entries that never reach a loss, so a compiled step sees
+the same shapes batch after batch and a CUDA graph can replay it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ class Unpadding:
     length: int
     cu_seqlens: torch.Tensor | None = None  # int32 (batch + 1,): where each row starts among the tokens
     max_seqlen: int | None = None
+    # The token list goes on past the real tokens with padding positions (see fill_to):
+    # cu_seqlens covers the real ones, attention masks the rest out as keys.
+    filled: bool = False
 
     @classmethod
     def from_mask(cls, mask: torch.Tensor) -> "Unpadding":
@@ -55,8 +62,35 @@ class Unpadding:
         return cls(indices=indices, batch=batch, length=length, cu_seqlens=cu_seqlens,
                    max_seqlen=int(lengths.max()) if batch else 0)
 
+    def fill_to(self, size: int) -> "Unpadding":
+        """This layout with ``size`` tokens: the real ones, then padding positions.
+
+        A fixed token count per batch keeps a compiled step's shapes. The padding
+        tokens go through the token-wise layers, but attention masks them out as
+        keys and nothing reads their outputs, so the loss and the gradients are
+        those of the real tokens alone. A batch without padding stays as it is.
+        Made on the CPU, as ``from_mask`` is.
+
+        >>> layout = Unpadding.from_mask(torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]]))
+        >>> filled = layout.fill_to(5)
+        >>> filled.indices.tolist(), filled.cu_seqlens.tolist(), filled.max_seqlen, filled.filled
+        ([0, 1, 4, 2, 3], [0, 2, 3], 4, True)
+        """
+        grid, real = self.batch * self.length, self.indices.numel()
+        if real == grid:
+            return self
+        if not real <= size <= grid:
+            raise ValueError(f"a layout of {real} real tokens in a {self.batch} x {self.length} batch "
+                             f"cannot be filled to {size}")
+        taken = torch.zeros(grid, dtype=torch.bool)
+        taken[self.indices] = True
+        fillers = torch.nonzero(~taken, as_tuple=True)[0][:size - real]
+        # max_seqlen is the batch's width, not its longest row: one number per shape,
+        # so a compiled step does not specialise on it.
+        return replace(self, indices=torch.cat([self.indices, fillers]), max_seqlen=self.length, filled=True)
+
     def to(self, device, non_blocking: bool = False) -> "Unpadding":
-        move = (lambda t: None if t is None else t.to(device, non_blocking=non_blocking))
+        move = (lambda t: _moved(t, device, non_blocking))
         return replace(self, indices=move(self.indices), cu_seqlens=move(self.cu_seqlens))
 
     def unpad(self, padded: torch.Tensor) -> torch.Tensor:
@@ -88,23 +122,39 @@ class TokenSelection:
     ([0, 2, 4, 5, 6], 3, [0, 1, 3, 4, 5])
     >>> picked.labelled.tolist(), picked.firsts.tolist()
     ([1, 3, 4], [0, 2])
+
+    With a ``capacity``, the labelled list has that many entries whatever the batch:
+    the real ones, then fillers that point at token 0 (a first row's [CLS], which
+    never carries a label), so their targets are ignored by the loss:
+
+    >>> fixed = TokenSelection.for_predictions(torch.tensor([2, 5, 6]), row_starts, include_first=True,
+    ...                                        capacity=4, width=4)
+    >>> fixed.flat.tolist(), fixed.labelled.tolist(), fixed.width, int(fixed.labelled_count)
+    ([0, 2, 4, 5, 6, 0], [1, 3, 4, 5], 4, 3)
     """
 
-    flat: torch.Tensor  # (M,) token-list indices, ascending, so row by row
+    flat: torch.Tensor  # (M,) token-list indices, ascending (so row by row), then any fillers
     slots: torch.Tensor  # (M,) place of each in the (batch * width) query grid
     batch: int
-    width: int  # most tokens selected in one row
-    cu_seqlens: torch.Tensor  # int32 (batch + 1,): selected tokens per row, cumulative
+    width: int  # most tokens selected in one row (or the fixed width asked for)
+    cu_seqlens: torch.Tensor  # int32 (batch + 1,): selected tokens per row, cumulative (fillers not counted)
     labelled: torch.Tensor | None = None  # indices into ``flat`` of the labelled tokens, in their order
     firsts: torch.Tensor | None = None  # indices into ``flat`` of each row's first token
+    # With fillers: the number of real labelled tokens, a 0-d tensor (on the device with the
+    # rest, so a loss weighed by it needs no sync); None when every labelled entry is real.
+    labelled_count: torch.Tensor | None = None
 
     @classmethod
-    def for_predictions(cls, labelled: torch.Tensor, row_starts: torch.Tensor,
-                        include_first: bool) -> "TokenSelection":
+    def for_predictions(cls, labelled: torch.Tensor, row_starts: torch.Tensor, include_first: bool,
+                        capacity: int | None = None, width: int | None = None) -> "TokenSelection":
         """The labelled tokens (ascending token-list indices), and each row's first
         token when ``include_first``. ``row_starts``: where each row starts among the
         tokens, with the total at the end. Reads one number back (the width), so a
-        data pipeline makes it on the CPU."""
+        data pipeline makes it on the CPU.
+
+        ``capacity`` fills the labelled list up to that many entries and ``width``
+        sets the query grid's width (both grown when the batch needs more), so
+        that batches of one size share their shapes."""
         row_starts = row_starts.long()
         batch = len(row_starts) - 1
         firsts = row_starts[:-1]
@@ -113,12 +163,24 @@ class TokenSelection:
         rows = torch.searchsorted(row_starts[1:], flat, right=True)
         counts = torch.bincount(rows, minlength=batch)
         before = torch.cumsum(counts, 0) - counts
-        width = max(1, int(counts.max())) if batch else 1
+        fill = 0 if capacity is None else max(0, capacity - len(labelled))
+        width = max(1, int(counts.max()) if batch else 1, width or 1,
+                    -(-(len(flat) + fill) // max(1, batch)))  # room in the grid for the fillers too
         slots = rows * width + (torch.arange(len(flat), device=flat.device) - before[rows])
         cu_seqlens = torch.zeros(batch + 1, dtype=torch.int32, device=flat.device)
         torch.cumsum(counts, 0, out=cu_seqlens[1:])
-        return cls(flat, slots, batch, width, cu_seqlens, torch.searchsorted(flat, labelled),
-                   torch.searchsorted(flat, firsts) if include_first else None)
+        picked = torch.searchsorted(flat, labelled)
+        chosen_firsts = torch.searchsorted(flat, firsts) if include_first else None
+        if capacity is None:
+            return cls(flat, slots, batch, width, cu_seqlens, picked, chosen_firsts)
+        # Fillers take the grid's free places (each query its own), and read token 0.
+        free = torch.ones(batch * width, dtype=torch.bool, device=flat.device)
+        free[slots] = False
+        filler_slots = torch.nonzero(free, as_tuple=True)[0][:fill]
+        filler_picks = len(flat) + torch.arange(fill, device=flat.device)
+        return cls(torch.cat([flat, flat.new_zeros(fill)]), torch.cat([slots, filler_slots]), batch, width,
+                   cu_seqlens, torch.cat([picked, filler_picks]), chosen_firsts,
+                   torch.tensor(len(labelled), dtype=torch.int64))
 
     @classmethod
     def first_of_rows(cls, firsts: torch.Tensor) -> "TokenSelection":
@@ -129,9 +191,10 @@ class TokenSelection:
         return cls(firsts, order, batch, 1, cu_seqlens, None, order)
 
     def to(self, device, non_blocking: bool = False) -> "TokenSelection":
-        move = (lambda t: None if t is None else t.to(device, non_blocking=non_blocking))
+        move = (lambda t: _moved(t, device, non_blocking))
         return replace(self, flat=move(self.flat), slots=move(self.slots), cu_seqlens=move(self.cu_seqlens),
-                       labelled=move(self.labelled), firsts=move(self.firsts))
+                       labelled=move(self.labelled), firsts=move(self.firsts),
+                       labelled_count=move(self.labelled_count))
 
     def to_grid(self, rows: torch.Tensor) -> torch.Tensor:
         """``(M, hidden)`` -> ``(batch, width, hidden)``, zeros in the empty places."""
@@ -141,6 +204,16 @@ class TokenSelection:
     def from_grid(self, grid: torch.Tensor) -> torch.Tensor:
         """``(batch, width, ...)`` -> ``(M, ...)``."""
         return grid.reshape(self.batch * self.width, *grid.shape[2:]).index_select(0, self.slots)
+
+
+def _moved(tensor: torch.Tensor | None, device, non_blocking: bool) -> torch.Tensor | None:
+    """``tensor`` on ``device``; from the CPU to a GPU without waiting, through pinned memory
+    (a copy from pageable memory can make the host wait for the device)."""
+    if tensor is None:
+        return None
+    if non_blocking and tensor.device.type == "cpu" and torch.device(device).type == "cuda":
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=non_blocking)
 
 
 @dataclass
@@ -164,6 +237,7 @@ class TokenLayout:
     key_mask: torch.Tensor | None  # (batch, 1, 1, length), True where a key may be attended
     cu_seqlens: torch.Tensor | None = None  # set when known without a device sync (see Unpadding)
     max_seqlen: int | None = None
+    filled: bool = False  # the token list holds padding positions too (Unpadding.fill_to)
     # Attention plans for this batch (model/attention.py), made once and read by every layer.
     plans: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -173,11 +247,11 @@ class TokenLayout:
         """``unpadding`` made ahead from the same mask (on the CPU, by the data
         pipeline) saves reading the mask back from a GPU."""
         if unpadding is not None:
-            if unpadding.indices.numel() == batch * length:
+            if unpadding.indices.numel() == batch * length and not unpadding.filled:
                 return cls(batch, length, None, None, unpadding.cu_seqlens, unpadding.max_seqlen)
             mask = input_mask.bool() if input_mask is not None else None
             return cls(batch, length, unpadding, None if mask is None else mask[:, None, None, :],
-                       unpadding.cu_seqlens, unpadding.max_seqlen)
+                       unpadding.cu_seqlens, unpadding.max_seqlen, unpadding.filled)
         if input_mask is None or bool(input_mask.all()):
             return cls(batch, length, None, None)
         mask = input_mask.bool()

@@ -21,21 +21,23 @@ import asyncio
 import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
 
-from bertforge.io.model_dir import resolve_model_dir
+from bertforge.io.model_paths import resolve_model_dir
+from bertforge.apps.inference import default_device
 from bertforge.apps.predictor import Predictor, model_files
-from bertforge.model.config import BertConfig
-from bertforge.apps.embedding import Embedder, check_max_length
+from bertforge.model.config import BertConfig, check_max_length
 from bertforge.errors import BertforgeError
 from bertforge.serving.batcher import MicroBatcher
 from bertforge.serving.limits import DEFAULT_BATCH_WAIT_MS, DEFAULT_MAX_BATCH, Limits, RequestError
 from bertforge.tasks import fine_tuned
 from bertforge.text.long_text import LongText
 from bertforge.text.window_cut import count_pieces, stable_prefixes, window_texts
+
+if TYPE_CHECKING:  # the embedder needs torch; a folder exported to ONNX serves without it
+    from bertforge.apps.embedding import Embedder
 
 # How much later than its arrival a request is scheduled per token it costs: 10,000 tokens
 # (about 0.4 s of MiniLM on two cores) wait as long as a request that came 1 s later.
@@ -107,28 +109,31 @@ class ModelService:
         """Open ``model_dir``; a fine-tuned directory also serves embeddings from its encoder.
         ``cost_delay``: seconds a request is queued as if it came later, per token it costs."""
         directory = resolve_model_dir(model_dir)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         if isinstance(max_batch, bool) or not isinstance(max_batch, int) or max_batch < 1:
             raise BertforgeError(f"max_batch={max_batch!r} is not a positive whole number; pass e.g. 64")
         if not batch_wait_ms >= 0:
             raise BertforgeError(f"batch_wait_ms={batch_wait_ms!r} must be zero or more; pass e.g. 2")
         if has_task_head(directory):
-            predictor = Predictor.load(directory, device=device)
+            predictor = Predictor.load(directory, device=device)  # chooses the device of a PyTorch model
             length = max_length if max_length is not None else predictor.max_seq_length
             encoder = getattr(predictor.model, "bert", None)  # None for a graph exported to ONNX
             embedder = None
             if encoder is None and max_length is not None:
                 _check_exported_length(directory, max_length)  # else every long text would fail in the graph
             if encoder is not None:
+                from bertforge.apps.embedding import Embedder
+
                 # The embedder checks the length against the model's positions for both of them.
                 embedder = Embedder(encoder, predictor.tokenizer, pooling=pooling, max_length=length,
                                     device=predictor.device, batch_size=max_batch)
                 length = embedder.max_length
             predictor.max_seq_length = length
         else:
+            from bertforge.apps.embedding import Embedder
+
             predictor = None
-            embedder = Embedder.load(directory, pooling=pooling, max_length=max_length, device=device,
-                                     batch_size=max_batch)
+            embedder = Embedder.load(directory, pooling=pooling, max_length=max_length,
+                                     device=device or default_device(), batch_size=max_batch)
         return cls(embedder, predictor, model_dir=directory, limits=limits, normalize=normalize,
                    max_batch=max_batch, batch_wait_ms=batch_wait_ms, cost_delay=cost_delay)
 

@@ -88,7 +88,9 @@ class Task(ABC):
     @classmethod
     @abstractmethod
     def read_unlabeled(cls, source: Any, columns: dict[str, Any]) -> Any:
-        """Examples to predict (no labels needed) from the same kinds of source."""
+        """Examples to predict (no labels needed) from the same kinds of source. ``columns``
+        holds the columns given now and, under ``trained_columns``, those training read: for a
+        table that has them, never to make plain lines a table."""
 
     @classmethod
     @abstractmethod

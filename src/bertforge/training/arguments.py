@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, fields
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from bertforge.errors import BertforgeError, UsageError
+
+if TYPE_CHECKING:  # the command line checks its numbers with check_number while building --help: no torch
+    import torch
 
 
 @dataclass
@@ -131,6 +132,7 @@ def describe_range(low: float | None, high: float | None, *, low_open: bool = Fa
 def resolve_precision(setting: str, device: torch.device) -> str:
     """``"auto"`` as the device wants it; ``fp32`` and ``bf16`` as they are.
 
+    >>> import torch
     >>> resolve_precision("auto", torch.device("cpu")), resolve_precision("bf16", torch.device("cpu"))
     ('fp32', 'bf16')
     """

@@ -43,7 +43,11 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 
 class BatchSource(Protocol):
-    """Batches of one epoch, replayable: the same epoch number gives the same batches."""
+    """Batches of one epoch, replayable: the same epoch number gives the same batches.
+
+    A source whose batches come in a few fixed shapes says so with a true
+    ``fixed_shapes`` attribute (and ``buckets.count``, how many there can be): a
+    compiled run then compiles each shape once (see :func:`compile_runner`)."""
 
     def __len__(self) -> int: ...
 
@@ -106,7 +110,11 @@ class TrainingLoop:
     (layer-wise learning-rate decay builds its own).
     ``run_identity`` adds what else a checkpoint must match to be resumed (the
     job's data and objective settings). ``compile_model`` runs the batches
-    through ``torch.compile``.
+    through ``torch.compile`` (``compile_options``: its other keywords, such as
+    ``mode``): for static shapes when the source says its batches come in a few
+    fixed shapes (``fixed_shapes``, with ``buckets.count`` the most there can be),
+    so each shape is compiled once and then replayed, a CUDA graph too under
+    ``mode="reduce-overhead"``; for any shape otherwise.
     """
 
     def __init__(self, model: nn.Module, source: BatchSource, args: TrainingArguments, output_dir: str | Path,
@@ -114,7 +122,7 @@ class TrainingLoop:
                  greater_is_better: bool = True, on_best: Callable[[nn.Module, dict], None] | None = None,
                  param_groups: list[dict] | None = None, progress: bool = True, device: str | torch.device = "cpu",
                  batch_examples: Callable[[dict], int] | None = None, compile_model: bool = False,
-                 run_identity: dict | None = None):
+                 run_identity: dict | None = None, compile_options: dict | None = None):
         self.model = model
         self.device = torch.device(device)
         self.source = source
@@ -140,8 +148,9 @@ class TrainingLoop:
         # What runs the batches: the model itself, or its data-parallel / compiled wrapper.
         # Checkpoints, evaluation and the caller keep working on ``self.model``.
         self.runner = distributed.wrap(model, self.device) if self.world_size > 1 else model
+        self.compiled = compile_model
         if compile_model:
-            self.runner = torch.compile(self.runner, dynamic=True)
+            self.runner = compile_runner(self.runner, source, compile_options or {})
         self.state = TrainingState()
         self.postfix: dict[str, str] = {}  # live figures shown on the progress bar
 
@@ -382,6 +391,8 @@ class TrainingLoop:
                 micro += 1
                 last_of_epoch = self.state.batch >= len(self.source)
                 updates = not (micro % accumulation) or last_of_epoch
+                if self.compiled:  # a new step: CUDA graphs may reuse the memory of the last one's outputs
+                    torch.compiler.cudagraph_mark_step_begin()
                 # Gradients are averaged across processes only on the batch that updates.
                 with nullcontext() if updates or self.world_size == 1 else self.runner.no_sync():
                     with self._autocast():
@@ -474,6 +485,21 @@ class TrainingLoop:
         if stop == "interrupted" or (every and self.state.step % every == 0) or (not every and end_of_epoch):
             self._save_checkpoint_once()
         return stop
+
+
+def compile_runner(runner: nn.Module, source: BatchSource, options: dict) -> nn.Module:
+    """``torch.compile`` for the shapes the source makes: static when it makes a few
+    fixed ones, each then compiled once (dynamo's default limit of 8 graphs per
+    function is raised to the number of shapes, past which it would run the rest
+    uncompiled), dynamic otherwise."""
+    static = bool(getattr(source, "fixed_shapes", False))
+    if static:
+        import torch._dynamo as dynamo  # not `import torch._dynamo`: that would make `torch` local here
+
+        shapes = getattr(getattr(source, "buckets", None), "count", 8)
+        name = "recompile_limit" if hasattr(dynamo.config, "recompile_limit") else "cache_size_limit"
+        setattr(dynamo.config, name, max(getattr(dynamo.config, name), shapes))
+    return torch.compile(runner, **{"dynamic": not static, **options})
 
 
 def first_difference(saved: Any, current: Any, where: str = "") -> str | None:

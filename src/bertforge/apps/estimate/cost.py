@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 from bertforge.apps.estimate.devices import Device, get_device
 from bertforge.apps.estimate.parse import parse_price, positive_number, whole_number
 from bertforge.apps.estimate.plan import DEFAULT_SEQ_LEN, Phase, as_phases
-from bertforge.errors import BertforgeError
+from bertforge.errors import BertforgeError, UsageError
 from bertforge.model.config import BertConfig
 from bertforge.model.flops import DEFAULT_MLM_FRACTION, pretraining_parameters, training_flops_per_token
 
@@ -29,8 +29,9 @@ class Estimate:
     ``basis`` says where the time came from: ``"datasheet"`` (peak x assumed
     utilisation), ``"measured"`` (tokens/s timed here) or ``"hours"`` (given).
     ``utilization`` is the assumed one, or the one the measurement or the hours
-    imply. ``tokens_per_second`` is for all devices together; ``measured`` holds
-    the timed tokens/s of one device by sequence length. ``cost`` is ``(low, high)``.
+    imply (None when the device has no known peak: ``peak_known``, the CPU's).
+    ``tokens_per_second`` is for all devices together; ``measured`` holds the timed
+    tokens/s of one device by sequence length. ``cost`` is ``(low, high)``.
 
     >>> run = estimate_run(BertConfig.preset("base"), 1e9, device="h100")
     >>> run.basis, run.flops_per_token == training_flops_per_token(BertConfig.preset("base"), 128)
@@ -55,6 +56,7 @@ class Estimate:
     measured: dict[int, float] | None = None
     price: tuple[float, float] | None = None
     cost: tuple[float, float] | None = None
+    peak_known: bool = True
 
     @property
     def flops_per_token(self) -> float | None:
@@ -100,18 +102,18 @@ def estimate_run(config: BertConfig, tokens: float | str | Sequence[Phase | tupl
     devices = whole_number(devices, "devices")
     utilization = positive_number(utilization, "utilization")
     if utilization > 1:
-        raise BertforgeError(f"utilization is a fraction of the peak, at most 1, got {utilization}")
+        raise UsageError(f"utilization is a fraction of the peak, at most 1, got {utilization}")
     if not 0 <= mlm_fraction <= 1:
-        raise BertforgeError(f"mlm_fraction must be between 0 and 1, got {mlm_fraction}")
+        raise UsageError(f"mlm_fraction must be between 0 and 1, got {mlm_fraction}")
     phases = as_phases(config, tokens, seq_len)
     prices = parse_price(price) if price is not None else None
     if hours is not None:
         hours = positive_number(hours, "hours")
         if tokens_per_second is not None:
-            raise BertforgeError("give a known duration (--hours) or a measurement (--measure), not both")
+            raise UsageError("give a known duration (--hours) or a measurement (--measure), not both")
     elif not phases:
-        raise BertforgeError("give the token count (--tokens 3.3e9, or --steps N --batch-size B) "
-                             "or a known duration (--hours)")
+        raise UsageError("give the token count (--tokens 3.3e9, or --steps N --batch-size B) "
+                         "or a known duration (--hours)")
 
     total_tokens = sum(phase.tokens for phase in phases) if phases else None
     flops = sum(phase.tokens * training_flops_per_token(config, phase.seq_len, mlm_fraction)
@@ -126,7 +128,9 @@ def estimate_run(config: BertConfig, tokens: float | str | Sequence[Phase | tupl
     else:
         basis, seconds = "datasheet", flops / (devices * spec.peak_flops * utilization)
     if basis != "datasheet":
-        utilization = flops / (devices * spec.peak_flops * seconds) if flops is not None else None
+        # Against a placeholder peak the share would be a number about the placeholder.
+        known = flops is not None and spec.peak_known
+        utilization = flops / (devices * spec.peak_flops * seconds) if known else None
     device_hours = devices * seconds / 3600
     return Estimate(
         model=_model_summary(config, name), device=spec.name, device_description=spec.description,
@@ -135,6 +139,7 @@ def estimate_run(config: BertConfig, tokens: float | str | Sequence[Phase | tupl
         tokens=total_tokens, flops=flops, utilization=utilization,
         tokens_per_second=total_tokens / seconds if total_tokens else None, measured=measured,
         price=prices, cost=(device_hours * prices[0], device_hours * prices[1]) if prices else None,
+        peak_known=spec.peak_known,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bertforge.apps.estimate.parse import positive_number
-from bertforge.errors import BertforgeError
+from bertforge.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,9 @@ class Device:
     peak_tflops: float  # dense (no structured sparsity), per device
     precision: str
     description: str
+    # False for a placeholder peak (the CPU's): a datasheet estimate has to use it, but a
+    # measured or given duration is never compared with it.
+    peak_known: bool = True
 
     @property
     def peak_flops(self) -> float:
@@ -54,7 +57,7 @@ DEVICES = {device.name: device for device in (
     # Not from a datasheet: a guess for a desktop-class multi-core x86 CPU in fp32 (8 cores x
     # 2 AVX2 FMA units x 8 lanes x 2 FLOPs x ~4 GHz = ~1 TFLOP/s). CPUs vary by 10x either
     # way: use --measure.
-    Device("cpu", 1.0, "fp32", "CPU (a guess, not a datasheet figure: use --measure)"),
+    Device("cpu", 1.0, "fp32", "CPU (a guess, not a datasheet figure: use --measure)", peak_known=False),
 )}
 
 # Substrings of torch.cuda.get_device_name() -> table entry, for --measure.
@@ -71,7 +74,7 @@ def get_device(device: str | Device) -> Device:
         return device
     found = DEVICES.get(str(device).strip().lower())
     if found is None:
-        raise BertforgeError(
+        raise UsageError(
             f"unknown device {device!r}; use one of {', '.join(DEVICES)} (or give its peak with --peak-tflops)"
         )
     return found
@@ -89,8 +92,8 @@ def resolve_device(name: str | None = None, peak_tflops: float | None = None, me
     if name is None and measuring:
         name = detect_device(default_torch_device())
         if name is None and peak_tflops is None:
-            raise BertforgeError("this GPU is not in the device table; name one with --device or give "
-                                 "its dense peak with --peak-tflops")
+            raise UsageError("this GPU is not in the device table; name one with --device or give "
+                             "its dense peak with --peak-tflops")
     name = name or ("custom" if peak_tflops is not None else "h100")
     if peak_tflops is None:
         return get_device(name)

@@ -9,7 +9,7 @@ from typing import Sequence
 from bertforge.apps.estimate.devices import default_torch_device
 from bertforge.apps.estimate.parse import split_values, whole_number
 from bertforge.apps.estimate.plan import DEFAULT_SEQ_LEN, Phase, check_length
-from bertforge.errors import BertforgeError
+from bertforge.errors import UsageError
 from bertforge.model.config import BertConfig
 from bertforge.model.flops import DEFAULT_MLM_FRACTION
 
@@ -94,9 +94,9 @@ def measure_phases(config: BertConfig, phases: Sequence[Phase], devices: int = 1
     ([16], True)
     """
     if hours is not None:
-        raise BertforgeError("give a known duration (--hours) or a measurement (--measure), not both")
+        raise UsageError("give a known duration (--hours) or a measurement (--measure), not both")
     if not phases:
-        raise BertforgeError("--measure needs the token count: --tokens 3.3e9, or --steps N --batch-size B")
+        raise UsageError("--measure needs the token count: --tokens 3.3e9, or --steps N --batch-size B")
     devices = whole_number(devices, "devices")
     target = default_torch_device()
     given = [whole_number(value, "--batch-size") for value in split_values(batch_size)]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from bertforge.errors import BertforgeError
+from bertforge.errors import BertforgeError, UsageError
 
 _SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9, "t": 1e12}
 
 
-def parse_count(text: str | float) -> float:
-    """A positive count written like ``3.3e9``, ``128B``, ``3.3G``, ``500M`` or ``20k``.
+def parse_count(text: str | float, what: str = "count") -> float:
+    """A positive count written like ``3.3e9``, ``128B``, ``3.3G``, ``500M`` or ``20k``; ``what``
+    names it in the error.
 
     >>> parse_count("128B"), parse_count("3.3G"), parse_count("500M"), parse_count("20k")
     (128000000000.0, 3300000000.0, 500000000.0, 20000.0)
@@ -25,11 +26,11 @@ def parse_count(text: str | float) -> float:
     try:
         value = float(cleaned) * scale
     except ValueError:
-        raise BertforgeError(
-            f"count {str(text)!r} is not a number; write it like 3.3e9, 128B, 3.3G, 500M or 20k"
+        raise UsageError(
+            f"{what} {str(text)!r} is not a number; write it like 3.3e9, 128B, 3.3G, 500M or 20k"
         ) from None
     if not math.isfinite(value) or value <= 0:
-        raise BertforgeError(f"count {str(text)!r} must be a positive number")
+        raise UsageError(f"{what} {str(text)!r} must be a positive number")
     return value
 
 
@@ -50,12 +51,12 @@ def parse_price(text: str | float | Sequence[float]) -> tuple[float, float]:
     except (TypeError, ValueError):
         values = []
     if len(values) not in (1, 2) or not all(math.isfinite(v) and v > 0 for v in values):
-        raise BertforgeError(
+        raise UsageError(
             f"price {text!r}: write a positive price per device-hour like 4.50, or a range like 4.50-8.00"
         )
     low, high = values[0], values[-1]
     if low > high:
-        raise BertforgeError(f"price range {text!r} runs backwards; write the low price first, e.g. 4.50-8.00")
+        raise UsageError(f"price range {text!r} runs backwards; write the low price first, e.g. 4.50-8.00")
     return low, high
 
 
@@ -70,7 +71,7 @@ def whole_number(text: str | float, what: str) -> int:
     except (BertforgeError, TypeError, ValueError):
         value = math.nan
     if not (math.isfinite(value) and value > 0 and value == int(value)):
-        raise BertforgeError(f"{what} must be a positive whole number, got {text!r}")
+        raise UsageError(f"{what} must be a positive whole number, got {text!r}")
     return int(value)
 
 
@@ -81,7 +82,7 @@ def positive_number(value: float, what: str) -> float:
     96.0
     """
     if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise BertforgeError(f"{what} must be a positive number, got {value}")
+        raise UsageError(f"{what} must be a positive number, got {value}")
     return float(value)
 
 

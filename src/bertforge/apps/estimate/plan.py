@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from bertforge.apps.estimate.parse import parse_count, positive_number, split_values, whole_number
-from bertforge.errors import BertforgeError
+from bertforge.errors import UsageError
 from bertforge.model.config import BertConfig
 
 DEFAULT_SEQ_LEN = 128  # where BERT pretraining spends 90% of its steps
@@ -34,7 +34,7 @@ def build_config(preset: str | None = None, model: str | Path | None = None, *, 
              "vocab-size": vocab_size, "max-positions": max_positions}
     for flag, value in given.items():
         if value is not None and value < 1:
-            raise BertforgeError(f"--{flag} must be a positive whole number, got {value}")
+            raise UsageError(f"--{flag} must be a positive whole number, got {value}")
     if hidden is not None:
         heads = heads if heads is not None else max(1, hidden // 64)
         intermediate = intermediate if intermediate is not None else 4 * hidden
@@ -50,7 +50,7 @@ def check_length(config: BertConfig, seq_len: int) -> None:
     >>> check_length(BertConfig.preset("base"), 512)
     """
     if seq_len > config.max_position_embeddings:
-        raise BertforgeError(
+        raise UsageError(
             f"sequence length {seq_len} is above the model's {config.max_position_embeddings} positions; "
             f"use --seq-len <= {config.max_position_embeddings} or more positions (--max-positions)"
         )
@@ -74,7 +74,7 @@ def _broadcast(lists: dict[str, list]) -> int:
     count = max(len(values) for values in lists.values())
     for flag, values in lists.items():
         if len(values) not in (1, count):
-            raise BertforgeError(
+            raise UsageError(
                 f"{flag} has {len(values)} values but another option has {count}; give one value or one per phase"
             )
     return count
@@ -102,17 +102,18 @@ def plan_phases(config: BertConfig, tokens: str | None = None, steps: str | None
     lengths = [whole_number(value, "--seq-len") for value in split_values(seq_len or str(DEFAULT_SEQ_LEN))]
     for length in lengths:
         check_length(config, length)
+    # Every value is read before the options are combined, so a bad one is the error named.
+    counts = [parse_count(value, "--tokens") for value in split_values(tokens)]
+    step_counts = [whole_number(value, "--steps") for value in split_values(steps)]
+    batches = [whole_number(value, "--batch-size") for value in split_values(batch_size)]
     if tokens is not None and steps is not None:
-        raise BertforgeError("give --tokens or --steps with --batch-size, not both")
+        raise UsageError("give --tokens or --steps with --batch-size, not both")
     if tokens is not None:
-        counts = [parse_count(value) for value in split_values(tokens)]
         n = _broadcast({"--tokens": counts, "--seq-len": lengths})
         return [Phase(_pick(counts, k), _pick(lengths, k)) for k in range(n)]
     if steps is not None:
         if batch_size is None:
-            raise BertforgeError("--steps needs --batch-size (sequences per step, all devices together)")
-        step_counts = [whole_number(value, "--steps") for value in split_values(steps)]
-        batches = [whole_number(value, "--batch-size") for value in split_values(batch_size)]
+            raise UsageError("--steps needs --batch-size (sequences per step, all devices together)")
         n = _broadcast({"--steps": step_counts, "--batch-size": batches, "--seq-len": lengths})
         return [Phase(float(_pick(step_counts, k) * _pick(batches, k) * _pick(lengths, k)), _pick(lengths, k),
                       _pick(step_counts, k), _pick(batches, k)) for k in range(n)]
@@ -134,7 +135,7 @@ def as_phases(config: BertConfig, tokens, seq_len: int) -> tuple[Phase, ...]:
     else:
         phases = [phase if isinstance(phase, Phase) else Phase(*phase) for phase in tokens]
     if not phases:
-        raise BertforgeError("no training phases given; give a token count")
+        raise UsageError("no training phases given; give a token count")
     for phase in phases:
         positive_number(phase.tokens, "the token count")
         whole_number(phase.seq_len, "the sequence length")

@@ -59,9 +59,7 @@ def format_estimate(estimate: Estimate, measurement: str | None = None) -> str:
                  else f"{estimate.mlm_fraction:.0%} of positions")
         rows.append(("FLOPs", f"{estimate.flops:.3g} to train ({estimate.flops_per_token:.3g} per token = "
                               f"3 x forward; MLM decoder on {where})"))
-    precision = f"{estimate.precision} " if estimate.precision else ""
-    rows.append(("device", f"{estimate.devices} x {estimate.device}: {estimate.device_description}, "
-                           f"{estimate.peak_flops / 1e12:,.4g} TFLOP/s {precision}dense peak each"))
+    rows.append(("device", _describe_device(estimate)))
     rows += _timing_rows(estimate, measurement)
     rows += [("device-hours", _number(estimate.device_hours)), ("wall-clock", _duration(estimate.hours))]
     if estimate.price is not None:
@@ -73,24 +71,38 @@ def format_estimate(estimate: Estimate, measurement: str | None = None) -> str:
     return "\n".join(f"{label:<{width}}{value}" for label, value in rows)
 
 
+def _peak(estimate: Estimate) -> str:
+    precision = f"{estimate.precision} " if estimate.precision else ""
+    return f"{estimate.peak_flops / 1e12:,.4g} TFLOP/s {precision}dense peak"
+
+
+def _describe_device(estimate: Estimate) -> str:
+    """The device row. A placeholder peak (the CPU's) is shown only where the time rests on it."""
+    if estimate.peak_known or estimate.basis == "datasheet":
+        return f"{estimate.devices} x {estimate.device}: {estimate.device_description}, {_peak(estimate)} each"
+    timed = "timed on this machine" if estimate.basis == "measured" else "duration given"
+    return (f"{estimate.devices} x {estimate.device}: {timed}; no datasheet peak, so no utilisation "
+            "(give one with --peak-tflops)")
+
+
 def _timing_rows(estimate: Estimate, measurement: str | None) -> list[tuple[str, str]]:
     rows = []
     if estimate.basis == "hours":
         rows.append(("duration", f"{estimate.hours:g} h, given"))
-        throughput = utilisation = "implied by the hours"
+        throughput, utilisation = "implied by the hours", "of peak, implied by the hours"
     elif estimate.basis == "measured":
         rates = [f"{rate:,.0f} at length {length}" for length, rate in sorted(estimate.measured.items())]
         rows.append(("measured", "tokens/s per device: " + ", ".join(rates)
                      + (f" ({measurement})" if measurement else "")))
         throughput = "measured, assuming it scales linearly with devices"
-        utilisation = "implied by the measurement"
+        utilisation = f"of the {_peak(estimate)}, implied by the measurement"
     else:
-        throughput, utilisation = "from peak x utilisation", "assumed"
+        throughput, utilisation = "from peak x utilisation", "of peak, assumed"
     if estimate.tokens_per_second is not None:
         rows.append(("throughput", f"{estimate.tokens_per_second:,.0f} tokens/s, {throughput}"))
     if estimate.utilization is not None:
         note = " (above the peak: check the device or the hours)" if estimate.utilization > 1 else ""
-        rows.append(("utilisation", f"{estimate.utilization:.1%} of peak, {utilisation}{note}"))
+        rows.append(("utilisation", f"{estimate.utilization:.1%} {utilisation}{note}"))
     return rows
 
 

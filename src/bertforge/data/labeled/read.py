@@ -16,11 +16,14 @@ text or a missing label fails with one line naming the file and line (or row).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from bertforge.data.labeled.columns import (
+    KNOWN_COLUMN_NAMES,
     Picks,
     columns_note,
+    find_column,
     first_row_is_header,
     names_a_text_column,
     pick_columns,
@@ -41,7 +44,7 @@ from bertforge.data.labeled.formats import (
     sniff_delimiter,
 )
 from bertforge.data.labeled.in_memory import is_in_memory, rows_table
-from bertforge.data.labeled.messages import fail, places, show
+from bertforge.data.labeled.messages import fail, listing, places, show
 
 MULTI_HOT_VALUES = {"1": True, "0": False, "1.0": True, "0.0": False,
                     "true": True, "false": False, "yes": True, "no": False}
@@ -57,8 +60,10 @@ class LabeledData:
     is where row ``i`` was, counted in ``unit``: the line in the file where it
     starts (``"line"``), or its 0-based position in rows given in memory
     (``"row"``). ``label_names`` lists the 0/1 label columns of a multi-label
-    file, in file order. ``notes`` are lines worth telling the user about how
-    the source was read (columns guessed, rows skipped); a subset has none.
+    file, in file order. ``text_pair_column`` names the column the second texts
+    were read from, where the source names its columns. ``notes`` are lines worth
+    telling the user about how the source was read (columns guessed, rows
+    skipped); a subset has none.
 
     >>> data = LabeledData(["a", "b", "c"], ["x", "y", "x"], None, [2, 3, 4], "train.csv")
     >>> len(data), data.subset([2, 0]).labels, data.subset([2, 0]).lines
@@ -74,6 +79,7 @@ class LabeledData:
     label_column: str | None = None
     unit: str = "line"
     notes: list[str] = field(default_factory=list)
+    text_pair_column: str | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -86,7 +92,8 @@ class LabeledData:
             return None if values is None else [values[i] for i in indices]
 
         return LabeledData(pick(self.texts), pick(self.labels), pick(self.text_pairs), pick(self.lines),
-                           self.path, self.label_names, self.label_column, self.unit)
+                           self.path, self.label_names, self.label_column, self.unit,
+                           text_pair_column=self.text_pair_column)
 
 
 # --------------------------------------------------------------------------- cells
@@ -130,11 +137,14 @@ def _multi_hot_value(table: Table, value, line: int, column: str) -> bool:
     return flag
 
 
-def _label_cell(table: Table, value, line: int):
-    """The label of a one-label row, or None when the cell holds no value (see ``is_missing``)."""
+def _label_cell(table: Table, value, line: int, separator: str | None = None):
+    """The label of a one-label row, or None when the cell holds no value (see ``is_missing``);
+    with ``separator``, a cell of text is the tuple of the labels it joins."""
     if is_missing(value):
         return None
     label = value.strip() if isinstance(value, str) else _value_label(table, value, line)
+    if separator and isinstance(label, str):
+        label = tuple(part.strip() for part in label.split(separator) if part.strip())
     return None if is_missing(label) else label
 
 
@@ -159,7 +169,7 @@ def _multi_label_cells(table: Table, row: list, indices: list[int], names: list[
 
 
 def _build(table: Table, picks: Picks, require_labels: bool, want_labels: bool,
-           drop_missing_labels: bool = False) -> LabeledData:
+           drop_missing_labels: bool = False, label_separator: str | None = None) -> LabeledData:
     """Check every row and collect texts, pairs and labels with their line numbers."""
     columns = table.columns
     multi_names = [columns[index] for index in picks.multi]
@@ -171,7 +181,7 @@ def _build(table: Table, picks: Picks, require_labels: bool, want_labels: bool,
     for line, _, row in table.rows:
         label = None
         if labels is not None and not picks.multi:
-            label = _label_cell(table, row[picks.label], line)
+            label = _label_cell(table, row[picks.label], line, label_separator)
             if label is None and require_labels:
                 missing.append(line)
                 missing_values.append(row[picks.label])
@@ -192,6 +202,7 @@ def _build(table: Table, picks: Picks, require_labels: bool, want_labels: bool,
         if labels is not None:
             labels.append(_multi_label_cells(table, row, picks.multi, multi_names, line) if picks.multi else label)
     label_column = None if picks.label is None else columns[picks.label]
+    pair_column = columns[picks.pair] if picks.pair is not None and table.has_header else None
     notes = [note] if want_labels and (note := columns_note(table, picks)) else []
     if missing and not drop_missing_labels:
         _missing_labels(table, label_column, missing, missing_values)
@@ -199,7 +210,7 @@ def _build(table: Table, picks: Picks, require_labels: bool, want_labels: bool,
         rows = f"{len(missing)} row" + ("" if len(missing) == 1 else "s")
         notes.append(f"{table.name}: skipped {rows} without a label ({places(table.unit, missing)})")
     return LabeledData(texts, labels, pairs, lines, table.name, multi_names or None, label_column, table.unit,
-                       notes)
+                       notes, pair_column)
 
 
 # --------------------------------------------------------------------------- reading
@@ -216,7 +227,8 @@ def _parse_table(name: str, text: str, suffix: str, delimiter: str | None, has_h
 
 def read_labeled(path, text_column=None, label_column=None, text_pair_column=None, label_columns=None,
                  delimiter: str | None = None, has_header: bool | None = None,
-                 require_labels: bool = True, drop_missing_labels: bool = False) -> LabeledData:
+                 require_labels: bool = True, drop_missing_labels: bool = False,
+                 label_separator: str | None = None) -> LabeledData:
     r"""Read a labeled CSV, TSV or JSON Lines file, or labeled rows in memory.
 
     ``path`` is a file path, ``"-"`` for stdin, an open stream, or rows in memory:
@@ -233,7 +245,9 @@ def read_labeled(path, text_column=None, label_column=None, text_pair_column=Non
     text is the first of ``text``, ``sentence``, ``review``, ... (else column 0)
     and the label the first of ``label``, ``labels``, ``class``, ``category``,
     ``target``, ... (else the last column). ``label_columns`` reads several 0/1
-    columns as one multi-label row (``labels[i]`` is the tuple of names set to 1).
+    columns as one multi-label row (``labels[i]`` is the tuple of names set to 1);
+    ``label_separator`` reads one label column as several labels joined in a cell
+    (``labels[i]`` is the tuple of them).
     A ``sentence1``/``text_a``/``question1``/``premise`` text column brings its
     partner (``sentence2``, ...) as the pair, unless columns are given.
 
@@ -263,6 +277,8 @@ def read_labeled(path, text_column=None, label_column=None, text_pair_column=Non
     >>> sms = io.StringIO("ham\tGo now, ok\nspam\tWIN cash\nham\tsee you\n")  # no header: 'ham' recurs
     >>> read_labeled(sms, text_column=1, label_column=0).labels
     ['ham', 'spam', 'ham']
+    >>> read_labeled(io.StringIO("text,tags\nrain at the match,weather|sport\n"), label_separator="|").labels
+    [('weather', 'sport')]
     >>> rows = [{"review": "loved it", "stars": 5}, {"review": "", "stars": 2}]
     >>> read_labeled(rows, label_column="stars")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -281,10 +297,11 @@ def read_labeled(path, text_column=None, label_column=None, text_pair_column=Non
             table = _parse_table(name, text, suffix, delimiter, has_header, wanted)
     picks = pick_columns(table, text_column, label_column, text_pair_column, label_columns,
                          require_labels, want_labels=True)
-    return _build(table, picks, require_labels, want_labels=True, drop_missing_labels=drop_missing_labels)
+    return _build(table, picks, require_labels, want_labels=True, drop_missing_labels=drop_missing_labels,
+                  label_separator=label_separator)
 
 
-def read_texts(path_or_stream, text_column=None, text_pair_column=None) -> LabeledData:
+def read_texts(path_or_stream, text_column=None, text_pair_column=None, trained=None) -> LabeledData:
     r"""Read texts to predict on: CSV/TSV, JSON Lines, plain text with one text per line, or rows in memory.
 
     ``path_or_stream`` is a path, ``"-"`` for stdin, an open stream, or rows in
@@ -295,6 +312,13 @@ def read_texts(path_or_stream, text_column=None, text_pair_column=None) -> Label
     text: every non-blank line is one text, and ``lines`` says which line it came
     from.
 
+    ``trained`` holds the ``text_column`` and ``text_pair_column`` a model was
+    fine-tuned on. A table is read by them where no column is given: a first
+    line that names them makes a stream a table, a stream of lines split by the
+    same number of tabs is a headerless table when they are positions, and a
+    table without them fails naming the columns it has and the option to pass.
+    Plain lines stay one text each whatever they say.
+
     >>> import io
     >>> data = read_texts(io.StringIO("first question ?\n\nsecond, with a comma\n"))
     >>> data.texts, data.lines, data.labels
@@ -303,27 +327,82 @@ def read_texts(path_or_stream, text_column=None, text_pair_column=None) -> Label
     ['hi there']
     >>> read_texts(["hi there", "bye"]).texts
     ['hi there', 'bye']
+    >>> read_texts(io.StringIO("Who wrote it ?\n"), trained={"text_column": "question"}).texts
+    ['Who wrote it ?']
+    >>> read_texts(io.StringIO("id,question\n7,Who wrote it ?\n"), trained={"text_column": "question"}).texts
+    ['Who wrote it ?']
     """
+    known = [spec for spec in ((trained or {}).get(key) for key in ("text_column", "text_pair_column"))
+             if spec is not None]
     if is_in_memory(path_or_stream):
         table = rows_table(path_or_stream)
     else:
         name, text, suffix = load(path_or_stream)
+        named = [str(spec) for spec in known if not _is_position(spec)]
+        positions = [int(spec) for spec in known if _is_position(spec)]
+        wanted = [str(spec) for spec in (text_column, text_pair_column) if isinstance(spec, str)] + named
         if looks_like_jsonl(text, suffix) and (suffix in JSON_SUFFIXES or first_line_is_json_object(text)):
             table = parse_jsonl(name, text)
         elif suffix in TABLE_SUFFIXES or text_column is not None or text_pair_column is not None \
-                or _first_line_names_a_text_column(text, suffix, name):
-            wanted = [str(spec) for spec in (text_column, text_pair_column) if isinstance(spec, str)]
+                or _first_line_names_a_text_column(text, suffix, name, named):
             table = _parse_table(name, text, suffix, None, None, wanted)
+        elif positions and _tab_separated(text, max(positions)):
+            # Lines laid out as the model's headerless training file: a header only if it names columns.
+            table = _parse_table(name, text, suffix, "\t", _first_line_names_columns(text), wanted)
         else:
             return _plain_lines(name, text)
+    if known and not _bare_texts(table):
+        text_column, text_pair_column = (
+            given if given is not None else _trained_column(table, (trained or {}).get(key), flag, role)
+            for given, key, flag, role in ((text_column, "text_column", "--text-column", "text"),
+                                           (text_pair_column, "text_pair_column", "--text-pair-column",
+                                            "second text")))
     picks = pick_columns(table, text_column, None, text_pair_column, None, False, want_labels=False)
     return _build(table, picks, require_labels=False, want_labels=False)
 
 
-def _first_line_names_a_text_column(text: str, suffix: str, name: str) -> bool:
+def _is_position(spec) -> bool:
+    return isinstance(spec, int) or str(spec).strip().lstrip("-").isdigit()
+
+
+def _bare_texts(table: Table) -> bool:
+    """One column and no header: a list of texts, whatever columns a model was trained on."""
+    return len(table.columns) == 1 and not table.has_header
+
+
+def _trained_column(table: Table, spec, flag: str, role: str):
+    """The column a model was trained on, where this table has it; else one line naming the
+    columns there are and the option that picks one."""
+    if spec is None or find_column(table, spec, flag, optional=True) is not None:
+        return spec
+    flag = table.option(flag)
+    found = f"found: {listing(table.columns)}" if table.has_header else \
+        f"no header, {len(table.columns)} columns"
+    shown = str(spec).strip() if _is_position(spec) else show(str(spec))
+    table.fail(table.header_line, f"the model was fine-tuned with its {role} in {table.column_word} {shown}, which "
+               f"this file does not have ({found})", f"pass {flag} with the {table.column_word} that holds it here")
+
+
+def _tab_separated(text: str, position: int) -> bool:
+    """Whether the first lines all hold the same number of tabs, enough for ``position``:
+    a headerless table such as a model trained by column positions reads. Tabs are rare in
+    plain texts; commas are not, so they never make lines a table here."""
+    lines = itertools.islice((line for _, line in physical_lines(text) if line.strip()), 100)
+    counts = {line.count("\t") for line in lines}
+    return len(counts) == 1 and 0 <= position <= counts.pop() >= 1
+
+
+def _first_line_names_columns(text: str) -> bool:
+    first_line = next((line for _, line in physical_lines(text) if line.strip()), "")
+    return bool({value.strip().lower() for value in first_line.split("\t")} & KNOWN_COLUMN_NAMES)
+
+
+def _first_line_names_a_text_column(text: str, suffix: str, name: str, names: list[str] = ()) -> bool:
     first_line = next((line for _, line in physical_lines(text) if line.strip()), "")
     delimiter = sniff_delimiter(text, suffix, name)
-    return names_a_text_column(first_line.rstrip("\r\n").split(delimiter))
+    values = first_line.rstrip("\r\n").split(delimiter)
+    wanted = {value.lower() for value in names}
+    return names_a_text_column(values) or any(value.strip().lower() in wanted for value in values)
 
 
 def _plain_lines(name: str, text: str) -> LabeledData:

@@ -96,7 +96,7 @@ def read_tagged(source, tag_column=None) -> TaggedData:
     return _with_scheme(_conll_data(name, sentences), sentences.word_lines)
 
 
-def read_untagged(source, tag_column=None, text_column=None) -> TaggedData:
+def read_untagged(source, tag_column=None, text_column=None, trained=None) -> TaggedData:
     r"""Read sentences to tag: their words and where each word is in its text (``tags`` is ``None``).
 
     Files: JSON Lines (first line a JSON object, or a JSON suffix) with
@@ -109,6 +109,8 @@ def read_untagged(source, tag_column=None, text_column=None) -> TaggedData:
     and ``offsets`` point into the text as given. In memory: a list of texts, a
     list of token lists, or the rows :func:`read_tagged` takes. ``tag_column``
     is accepted so that both readers take the same arguments; tags are never read.
+    ``trained`` (the columns a model was trained on) reads a table as
+    :func:`~bertforge.data.labeled.read_texts` does.
 
     >>> import io
     >>> data = read_untagged(io.StringIO("Hello, world\n\n  Bye now\n"))
@@ -130,7 +132,7 @@ def read_untagged(source, tag_column=None, text_column=None) -> TaggedData:
     if suffix in TABLE_SUFFIXES or text_column is not None:
         # A path is read again by the table reader (it knows the suffix); stdin only once.
         path = isinstance(source, (str, os.PathLike)) and source != "-"
-        table = read_texts(source if path else io.StringIO(text), text_column=text_column)
+        table = read_texts(source if path else io.StringIO(text), text_column=text_column, trained=trained)
         return _split_texts(name, table.texts, table.lines)
     return _plain_lines(name, text)
 

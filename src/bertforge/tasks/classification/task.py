@@ -61,13 +61,14 @@ class ClassificationTask(Task):
     def read(cls, source: Any, columns: dict[str, Any]) -> LabeledData:
         # The settings name the columns of every task; a file of texts reads these.
         names = ("text_column", "label_column", "text_pair_column", "label_columns", "delimiter",
-                 "drop_missing_labels")
+                 "drop_missing_labels", "label_separator")
         return read_labeled(source, **{name: columns[name] for name in names if name in columns})
 
     @classmethod
     def read_unlabeled(cls, source: Any, columns: dict[str, Any]) -> LabeledData:
-        columns = {key: columns.get(key) for key in ("text_column", "text_pair_column")}
-        return read_texts(sys.stdin if source == "-" else source, **columns)
+        # The training columns read a table that has them; plain lines stay one text each.
+        given = {key: columns.get(key) for key in ("text_column", "text_pair_column")}
+        return read_texts(sys.stdin if source == "-" else source, **given, trained=columns.get("trained_columns"))
 
     @classmethod
     def fit(cls, train: Any, kind: str | None = None, label_separator: str | None = None,
@@ -122,6 +123,8 @@ class ClassificationTask(Task):
                labeled: bool = True, unknown: str = "error") -> Split:
         targets, dropped = None, 0
         if labeled and examples.labels is not None:
+            if self.kind != "multi_label":
+                _refuse_label_lists(examples, self.kind)
             encoded = self.encoder.encode(examples, unknown=unknown)
             dropped = int(encoded.dropped)
             if encoded.dropped:
@@ -259,3 +262,15 @@ class ClassificationTask(Task):
         before = [row["label"] for row in self.decode(expected)]
         after = [row["label"] for row in self.decode(got)]
         return float(np.mean([a == b for a, b in zip(before, after)]))
+
+
+def _refuse_label_lists(examples: LabeledData, kind: str) -> None:
+    """Several labels in a row (a separator, 0/1 columns, a JSON list) for a model that
+    takes one: said as such, rather than as a label training never saw."""
+    row = next((i for i, label in enumerate(examples.labels) if isinstance(label, tuple)), None)
+    if row is None:
+        return
+    names = ", ".join(examples.labels[row]) or "none"
+    raise BertforgeError(f"{examples.path}: {examples.unit} {examples.lines[row]}: the label holds several names "
+                         f"({names}), but a {kind} model takes one label per row; leave out --label-separator "
+                         "and --label-columns (they read multi-label files), or give one label per row")

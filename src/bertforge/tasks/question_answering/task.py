@@ -86,7 +86,11 @@ class QuestionAnsweringTask(Task):
 
     @classmethod
     def read_unlabeled(cls, source: Any, columns: dict[str, Any]) -> QuestionData:
-        return read_unanswered(source, columns.get("text_column"), columns.get("text_pair_column"))
+        # Questions need their passages, so there are no plain lines here: the keys given now, else
+        # the keys training read (the reader names the keys a file has when it lacks them).
+        trained = columns.get("trained_columns") or {}
+        keys = (columns.get(key) or trained.get(key) for key in ("text_column", "text_pair_column"))
+        return read_unanswered(source, *keys)
 
     @classmethod
     def fit(cls, train: QuestionData, kind: str | None = None, null_threshold: float | None = None,

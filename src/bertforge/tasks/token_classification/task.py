@@ -73,7 +73,7 @@ class TokenClassificationTask(Task):
 
     @classmethod
     def read_unlabeled(cls, source: Any, columns: dict[str, Any]) -> TaggedData:
-        return read_untagged(source, text_column=columns.get("text_column"))
+        return read_untagged(source, text_column=columns.get("text_column"), trained=columns.get("trained_columns"))
 
     @classmethod
     def fit(cls, train: TaggedData, kind: str | None = None, tag_scheme: str | None = None,
