@@ -40,6 +40,24 @@ def minilm_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_dir(minilm_dir, tmp_path_factory) -> Path:
+    """A two-layer random BERT with MiniLM's vocabulary, saved as a model directory (read only):
+    for tests of reading, folders and training mechanics, where a small model keeps them quick."""
+    import torch
+
+    from bertforge.io.model_dir import save_pretrained
+    from bertforge.model.bert import BertModel
+    from bertforge.model.config import BertConfig
+    from bertforge.text.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer.from_pretrained(minilm_dir)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64)
+    return save_pretrained(BertModel(config), tmp_path_factory.mktemp("tiny") / "bert", tokenizer=tokenizer)
+
+
+@pytest.fixture(scope="session")
 def real_texts(data_dir) -> dict[str, list[str]]:
     """The ``text`` column of TREC and SMS Spam, keyed ``"trec/train"`` and so on."""
     texts = {}

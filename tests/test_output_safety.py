@@ -26,22 +26,6 @@ ROWS = [("Who wrote the poem ?", "HUM"), ("Where is the river ?", "LOC"), ("Who 
         ("Who sang that song ?", "HUM"), ("Where are the mountains ?", "LOC")]
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(minilm_dir, tmp_path_factory):
-    """A two-layer BERT with MiniLM's vocabulary: what these tests check does not need a
-    good model, and a small one keeps them quick."""
-    from bertforge.io.model_dir import save_pretrained
-    from bertforge.model.bert import BertModel
-    from bertforge.model.config import BertConfig
-    from bertforge.text.tokenizer import Tokenizer
-
-    tokenizer = Tokenizer.from_pretrained(minilm_dir)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64)
-    return save_pretrained(BertModel(config), tmp_path_factory.mktemp("tiny") / "bert", tokenizer=tokenizer)
-
-
 @pytest.fixture
 def train_csv(tmp_path):
     path = tmp_path / "train.csv"

@@ -6,7 +6,6 @@ import json
 import sys
 
 import pytest
-import torch
 
 from bertforge.apps.finetune import FineTuneSettings, run_finetune
 from bertforge.cli.app import main
@@ -15,21 +14,6 @@ QUESTIONS = [("Who wrote the poem ?", "HUM"), ("Where is the river ?", "LOC"), (
              ("Where do penguins live ?", "LOC")]
 TAGGED = [("rain at the match", "weather|sport"), ("goal in the rain", "sport|weather"), ("sunny day", "weather"),
           ("late goal", "sport")]
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(minilm_dir, tmp_path_factory):
-    """A two-layer BERT with MiniLM's vocabulary: reading is what these tests check, not the model."""
-    from bertforge.io.model_dir import save_pretrained
-    from bertforge.model.bert import BertModel
-    from bertforge.model.config import BertConfig
-    from bertforge.text.tokenizer import Tokenizer
-
-    tokenizer = Tokenizer.from_pretrained(minilm_dir)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64)
-    return save_pretrained(BertModel(config), tmp_path_factory.mktemp("tiny") / "bert", tokenizer=tokenizer)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from bertforge.apps.finetune import FineTuneSettings, run_finetune
 from bertforge.apps.predictor import Predictor
@@ -21,21 +20,6 @@ ROWS = [(f"the {NOUNS[i % 6]} was {'good' if i % 2 == 0 else 'dull'}", 10 + 3 * 
         for i in range(48)]
 TEXTS = [text for text, _ in ROWS]
 TARGETS = np.array([target for _, target in ROWS])
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(minilm_dir, tmp_path_factory):
-    """A two-layer random BERT with MiniLM's vocabulary: it learns one word's worth in a second."""
-    from bertforge.io.model_dir import save_pretrained
-    from bertforge.model.bert import BertModel
-    from bertforge.model.config import BertConfig
-    from bertforge.text.tokenizer import Tokenizer
-
-    tokenizer = Tokenizer.from_pretrained(minilm_dir)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64)
-    return save_pretrained(BertModel(config), tmp_path_factory.mktemp("tiny") / "bert", tokenizer=tokenizer)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from bertforge.cli.options import (
     add_answers,
     add_columns,
     add_long_text,
+    add_optimizer,
     add_tag_column,
     add_unknown_labels,
     layers,
@@ -71,13 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--epochs", type=int, default=3, help="passes over the training data")
     model.add_argument("--batch-size", type=int, default=32, help="training examples per step")
     model.add_argument("--eval-batch-size", type=int, default=128, help="examples per model run when scoring")
-    model.add_argument("--learning-rate", type=float, default=5e-5, help="AdamW's peak learning rate")
-    model.add_argument("--weight-decay", type=float, default=0.01, help="AdamW's weight decay")
-    model.add_argument("--warmup-ratio", type=float, default=0.1,
-                       help="share of the steps the learning rate warms up over, then decays linearly")
-    model.add_argument("--max-grad-norm", type=float, default=1.0, help="clip gradients to this norm; 0 turns "
-                                                                        "clipping off")
-    model.add_argument("--gradient-accumulation", type=int, default=1, help="batches added up into one step")
+    add_optimizer(model, learning_rate=5e-5, warmup_ratio=0.1)
     model.add_argument("--max-seq-length", type=int, default=256,
                        help="window in word pieces, [CLS] and [SEP] included; at most the model's positions")
     add_long_text(model)

@@ -217,6 +217,26 @@ def add_debug(parser: argparse.ArgumentParser, *, on_command: bool = False) -> N
                         help="show the traceback of an error")
 
 
+def add_optimizer(group: argparse.ArgumentParser | argparse._ArgumentGroup, *, learning_rate: float,
+                  warmup_ratio: float) -> None:
+    """AdamW's settings and the schedule's warm-up, which fine-tuning and pretraining share
+    (each with its own defaults); then clipping and accumulation.
+
+    >>> parser = argparse.ArgumentParser()
+    >>> add_optimizer(parser, learning_rate=5e-5, warmup_ratio=0.1)
+    >>> args = parser.parse_args(["--max-grad-norm", "0"])
+    >>> args.learning_rate, args.warmup_ratio, args.max_grad_norm, args.gradient_accumulation
+    (5e-05, 0.1, 0.0, 1)
+    """
+    group.add_argument("--learning-rate", type=float, default=learning_rate, help="AdamW's peak learning rate")
+    group.add_argument("--weight-decay", type=float, default=0.01, help="AdamW's weight decay")
+    group.add_argument("--warmup-ratio", type=float, default=warmup_ratio,
+                       help="share of the steps the learning rate warms up over, then decays linearly")
+    group.add_argument("--max-grad-norm", type=float, default=1.0, help="clip gradients to this norm; 0 turns "
+                                                                        "clipping off")
+    group.add_argument("--gradient-accumulation", type=int, default=1, help="batches added up into one step")
+
+
 def add_columns(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """The text columns of a labeled or unlabeled file: ``--text-column`` and ``--text-pair-column``.
 

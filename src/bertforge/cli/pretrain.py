@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from bertforge.cli.options import time_budget
+from bertforge.cli.options import add_optimizer, time_budget
 
 NAME = "pretrain"
 SUMMARY = "pretrain a BERT from scratch on your text"
@@ -59,13 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--workers", type=int, help="processes for sentence splitting (default: all cores)")
     training = parser.add_argument_group("training")
     training.add_argument("--batch-size", type=int, default=32, help="sequences per step, all processes together")
-    training.add_argument("--learning-rate", type=float, default=5e-4, help="AdamW's peak learning rate")
-    training.add_argument("--weight-decay", type=float, default=0.01, help="AdamW's weight decay")
-    training.add_argument("--warmup-ratio", type=float, default=0.06,
-                          help="share of the steps the learning rate warms up over, then decays linearly")
-    training.add_argument("--max-grad-norm", type=float, default=1.0, help="clip gradients to this norm; 0 turns "
-                                                                           "clipping off")
-    training.add_argument("--gradient-accumulation", type=int, default=1, help="batches added up into one step")
+    add_optimizer(training, learning_rate=5e-4, warmup_ratio=0.06)
     ends = training.add_mutually_exclusive_group()
     ends.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
     ends.add_argument("--epochs", type=int, help="passes over the corpus (default: 1 when no other end is given)")
